@@ -1,0 +1,129 @@
+import { createServer } from 'node:http';
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from '@apollo/server/plugin/landingPage/default';
+import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
+import express from 'express';
+import type { Secrets } from '../../lib/auth/resolveSecrets.ts';
+import { createServiceCredentials, createUserTokens } from '../../lib/auth/tokens.ts';
+import { SUBGRAPH_NAMES, subgraphUrlOverride, type Config } from '../../lib/config.ts';
+import { createFormatError } from '../../lib/http/formatError.ts';
+import { listen, urlFor } from '../../lib/http/listen.ts';
+import { createDisposableStack } from '../../lib/lifecycle.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
+import { checkSubgraphs } from './health/checkSubgraphs.ts';
+import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
+import { createSupergraphManager, type SubgraphEndpoint } from './supergraph/createSupergraphManager.ts';
+
+export interface GatewayDeps {
+  config: Config;
+  logger: Logger;
+  secrets: Secrets;
+  /** Routing URLs that win over the supergraph's (tests on port 0; SUBGRAPH_<NAME>_URL). */
+  subgraphUrls?: Partial<Record<string, string>>;
+}
+
+export interface Gateway {
+  readonly url: string | undefined;
+  start(options: { port: number; host: string }): Promise<{ url: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+/** The federation gateway: built here, started by `start` (main.ts or a test on port 0). */
+export function createGateway({ config, logger, secrets, subgraphUrls = {} }: GatewayDeps): Gateway {
+  const production = config.NODE_ENV === 'production';
+  const overrides: Partial<Record<string, string>> = { ...subgraphUrls };
+  for (const name of SUBGRAPH_NAMES) overrides[name] ??= subgraphUrlOverride(config, name);
+  const routed = (endpoint: SubgraphEndpoint) => ({
+    ...endpoint,
+    url: overrides[endpoint.name] ?? endpoint.url,
+  });
+
+  const resources = createDisposableStack();
+  const http = createSubgraphHttpClient({ maxConnectionsPerOrigin: config.SUBGRAPH_MAX_CONNECTIONS });
+  resources.defer(() => http.close());
+  const supergraph = createSupergraphManager({ path: config.SUPERGRAPH_PATH, logger });
+
+  const gateway = new ApolloGateway({
+    supergraphSdl: supergraph.hook,
+    logger,
+    buildService: ({ name, url }) =>
+      new SubgraphDataSource({ url: overrides[name] ?? url, fetcher: http.fetcher }),
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = createServer(app);
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    introspection: !production,
+    includeStacktraceInErrorResponses: !production,
+    formatError: createFormatError({ logger, production }),
+    logger,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      production
+        ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
+        : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
+    ],
+  });
+  const createContext = createGatewayContextFactory({
+    userTokens: createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS }),
+    credentials: createServiceCredentials({
+      secret: secrets.serviceSecret,
+      ttlSeconds: config.SERVICE_CREDENTIAL_TTL_SECONDS,
+      service: 'gateway',
+    }),
+  });
+
+  let started = false;
+  let url: string | undefined;
+
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok', service: 'gateway', uptimeSeconds: Math.round(process.uptime()) });
+  });
+  app.get('/ready', async (_req, res) => {
+    const subgraphs = started
+      ? await checkSubgraphs(supergraph.endpoints().map(routed), {
+          fetcher: http.fetcher,
+          timeoutMs: config.READY_TIMEOUT_MS,
+        })
+      : [];
+    const ready = started && subgraphs.length > 0 && subgraphs.every((s) => s.ready);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', subgraphs });
+  });
+
+  return {
+    get url() {
+      return url;
+    },
+    async start({ port, host }) {
+      if (started) throw new Error('gateway already started');
+      await apollo.start();
+      // apollo.stop() also drains the HTTP server, which must then be listening.
+      resources.defer(() => (httpServer.listening ? apollo.stop() : gateway.stop()));
+      // Sandbox is served at / as well as /graphql, and it sends its operations to the page's URL.
+      app.all(
+        ['/', '/graphql'],
+        cors(),
+        express.json({ limit: '2mb' }),
+        expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers) }),
+      );
+      const boundPort = await listen(httpServer, port, host);
+      url = urlFor(host, boundPort, '/graphql');
+      started = true;
+      logger.info({ url, subgraphs: supergraph.endpoints().map(routed) }, 'gateway ready');
+      return { url, port: boundPort };
+    },
+    async stop() {
+      started = false;
+      await resources.dispose();
+    },
+  };
+}

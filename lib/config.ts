@@ -1,0 +1,110 @@
+import { z } from 'zod';
+
+/** The subgraphs of the supergraph, in routing order. Names match supergraph.yaml. */
+export const SUBGRAPH_NAMES = ['users', 'products', 'orders', 'payments'] as const;
+export type SubgraphName = (typeof SUBGRAPH_NAMES)[number];
+
+export const DEFAULT_PORTS: Record<SubgraphName | 'gateway', number> = {
+  gateway: 4000,
+  users: 4001,
+  products: 4002,
+  orders: 4003,
+  payments: 4004,
+};
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const optionalSecret = z
+  .string()
+  .min(32, 'must be at least 32 characters (use `openssl rand -base64 48`)')
+  .optional();
+const optionalUrl = z.url().optional();
+
+/**
+ * Every environment variable the system reads, checked once at start. A bad value fails fast
+ * with a message naming the variable (see ConfigError). Defaults carry their unit in the name.
+ */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: port.default(DEFAULT_PORTS.gateway),
+    USERS_PORT: port.default(DEFAULT_PORTS.users),
+    PRODUCTS_PORT: port.default(DEFAULT_PORTS.products),
+    ORDERS_PORT: port.default(DEFAULT_PORTS.orders),
+    PAYMENTS_PORT: port.default(DEFAULT_PORTS.payments),
+    /** A real PostgreSQL; without it every service runs on embedded PGlite. */
+    DATABASE_URL: optionalUrl,
+    /** Where embedded PGlite keeps its files; `:memory:` keeps nothing on disk. */
+    DATA_DIR: z.string().min(1).default('.data'),
+    /** Signs the users' JWTs (users service) and verifies them (gateway). */
+    JWT_SECRET: optionalSecret,
+    /** Signs the short-lived credential the gateway and services send to subgraphs. */
+    SERVICE_SECRET: optionalSecret,
+    JWT_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(12 * 60 * 60),
+    SERVICE_CREDENTIAL_TTL_SECONDS: z.coerce.number().int().positive().default(60),
+    ADMIN_EMAIL: z.email().default('admin@example.com'),
+    ADMIN_PASSWORD: z.string().min(1).optional(),
+    SUPERGRAPH_PATH: z.string().min(1).default('supergraph.graphql'),
+    SUBGRAPH_USERS_URL: optionalUrl,
+    SUBGRAPH_PRODUCTS_URL: optionalUrl,
+    SUBGRAPH_ORDERS_URL: optionalUrl,
+    SUBGRAPH_PAYMENTS_URL: optionalUrl,
+    /** Keep-alive connections the gateway holds open per subgraph. */
+    SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),
+    /** How long /ready waits for each subgraph before calling it down. */
+    READY_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== 'production') return;
+    for (const name of ['JWT_SECRET', 'SERVICE_SECRET', 'ADMIN_PASSWORD'] as const) {
+      if (!env[name]) {
+        ctx.addIssue({ code: 'custom', path: [name], message: 'is required when NODE_ENV=production' });
+      }
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws ConfigError naming every bad variable at once. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings are how shells and compose files say "unset".
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = configSchema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(env)'} ${i.message}`));
+  }
+  return result.data;
+}
+
+export function subgraphPort(config: Config, name: SubgraphName): number {
+  const key = `${name.toUpperCase()}_PORT` as `${Uppercase<SubgraphName>}_PORT`;
+  return config[key];
+}
+
+export function subgraphUrlOverride(config: Config, name: SubgraphName): string | undefined {
+  const key = `SUBGRAPH_${name.toUpperCase()}_URL` as `SUBGRAPH_${Uppercase<SubgraphName>}_URL`;
+  return config[key];
+}
+
+/** For a process's main: a bad configuration prints what is wrong and exits 1, no stack trace. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,148 @@
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+/** What both a pooled connection and a transaction can do. */
+export interface Queryable {
+  query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  /** Runs a script of several statements (migrations); takes no parameters. */
+  exec(sql: string): Promise<void>;
+}
+
+/**
+ * A service's own database: one PostgreSQL schema, reached with the same SQL whether it lives
+ * on a real PostgreSQL server or on embedded PGlite.
+ */
+export interface Database extends Queryable {
+  readonly schema: string;
+  readonly kind: 'postgres' | 'pglite';
+  /** Code inside `fn` must use `tx`, never the outer database (PGlite has a single connection). */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  schema: string;
+  /** Called with each statement's SQL; tests count queries with it (N+1 checks). */
+  onQuery?: (sql: string) => void;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+function checkSchema(schema: string): string {
+  // The schema is interpolated into SET search_path, so it must be a plain identifier.
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
+  return schema;
+}
+
+export function createPostgresDatabase(
+  options: DatabaseOptions & { url: string; maxConnections?: number },
+): Database {
+  const schema = checkSchema(options.schema);
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.maxConnections ?? 10,
+    // Every connection of this pool sees only this service's schema first.
+    options: `-c search_path=${schema}`,
+  });
+  // An idle client's error (server restart) must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  const onQuery = options.onQuery;
+  const wrap = (client: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<R extends object>(sql: string, params?: readonly unknown[]) {
+      onQuery?.(sql);
+      const result = await client.query(sql, params as unknown[] | undefined);
+      return result.rows as R[];
+    },
+    async exec(sql: string) {
+      onQuery?.(sql);
+      await client.query(sql);
+    },
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    schema,
+    kind: 'postgres',
+    ...wrap(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        client.release();
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+          client.release();
+        } catch (rollbackError) {
+          // A connection that cannot roll back is broken: destroy it rather than reuse it.
+          client.release(rollbackError as Error);
+        }
+        throw error;
+      }
+    },
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    close() {
+      closed ??= pool.end();
+      return closed;
+    },
+  };
+}
+
+/** An embedded PostgreSQL (PGlite): in memory for `:memory:`, else persisted in `dataDir`. */
+export async function createEmbeddedPostgres(dataDir: string): Promise<PGlite> {
+  return PGlite.create(dataDir === ':memory:' ? undefined : dataDir);
+}
+
+/**
+ * A service's schema on a PGlite instance, which several services of one process may share.
+ * PGlite has one session, so each statement runs in a short transaction that sets the schema
+ * locally; the search_path of one service can then never leak into another's statement.
+ */
+export function createPgliteDatabase(
+  options: DatabaseOptions & { pglite: PGlite; ownsInstance: boolean },
+): Database {
+  const schema = checkSchema(options.schema);
+  const { pglite, onQuery } = options;
+  const setPath = `SET LOCAL search_path TO ${schema}`;
+  type Tx = Parameters<Parameters<PGlite['transaction']>[0]>[0];
+  const wrap = (tx: Tx): Queryable => ({
+    async query<R extends object>(sql: string, params?: readonly unknown[]) {
+      onQuery?.(sql);
+      const result = await tx.query<R>(sql, params as unknown[] | undefined);
+      return result.rows;
+    },
+    async exec(sql: string) {
+      onQuery?.(sql);
+      await tx.exec(sql);
+    },
+  });
+  const transaction = <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+    pglite.transaction(async (tx) => {
+      await tx.exec(setPath);
+      return fn(wrap(tx));
+    });
+  let closed: Promise<void> | undefined;
+  return {
+    schema,
+    kind: 'pglite',
+    query: (sql, params) => transaction((tx) => tx.query(sql, params)),
+    exec: (sql) => transaction((tx) => tx.exec(sql)),
+    transaction,
+    async ping() {
+      await pglite.query('SELECT 1');
+    },
+    close() {
+      closed ??= options.ownsInstance ? pglite.close() : Promise.resolve();
+      return closed;
+    },
+  };
+}
+
+export function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '23505';
+}

@@ -1,0 +1,28 @@
+import type { Secrets } from '../auth/resolveSecrets.ts';
+import { createServiceCredentials } from '../auth/tokens.ts';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/createDatabase.ts';
+import type { Logger } from '../logger.ts';
+import type { Service } from './createSubgraphService.ts';
+
+/** What every subgraph factory is given: nothing is imported as a singleton. */
+export interface SubgraphDeps {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  secrets: Secrets;
+}
+
+export type SubgraphFactory = (deps: SubgraphDeps) => Service;
+
+/** The credential verifier/signer of a service named `service`. */
+export function serviceCredentialsFor(
+  service: string,
+  { config, secrets }: Pick<SubgraphDeps, 'config' | 'secrets'>,
+) {
+  return createServiceCredentials({
+    secret: secrets.serviceSecret,
+    ttlSeconds: config.SERVICE_CREDENTIAL_TTL_SECONDS,
+    service,
+  });
+}

@@ -1,0 +1,67 @@
+import DataLoader from 'dataloader';
+import { requireSelfOrAdmin, requireViewer } from '../../../lib/auth/authorize.ts';
+import type { ServiceCaller, Viewer } from '../../../lib/auth/tokens.ts';
+import { decodeCursor, pageSize, toConnection } from '../../../lib/graphql/connection.ts';
+import { dateTimeScalar } from '../../../lib/graphql/dateTimeScalar.ts';
+import type { OrderItemRecord, OrderRecord, OrderStore, SagaStepRecord } from './store.ts';
+
+export interface OrdersContext {
+  viewer: Viewer | null;
+  orders: DataLoader<string, OrderRecord | null>;
+  items: DataLoader<string, OrderItemRecord[]>;
+  steps: DataLoader<string, SagaStepRecord[]>;
+}
+
+export function createOrdersContext(store: OrderStore, caller: ServiceCaller): OrdersContext {
+  return {
+    viewer: caller.viewer,
+    orders: new DataLoader((ids) => store.findByIds(ids)),
+    items: new DataLoader((ids) => store.itemsOf(ids)),
+    steps: new DataLoader((ids) => store.stepsOf(ids)),
+  };
+}
+
+const CURSOR_KIND = 'order';
+
+export function createOrdersResolvers({ store }: { store: OrderStore }) {
+  return {
+    DateTime: dateTimeScalar,
+    Query: {
+      order: async (_: unknown, { id }: { id: string }, ctx: OrdersContext) => {
+        requireViewer(ctx.viewer);
+        const order = await ctx.orders.load(id);
+        if (order) requireSelfOrAdmin(ctx.viewer, order.userId, 'orders');
+        return order;
+      },
+    },
+    User: {
+      __resolveReference: (ref: { id: string }) => ({ id: ref.id }),
+      orders: async (
+        user: { id: string },
+        args: { first?: number | null; after?: string | null },
+        ctx: OrdersContext,
+      ) => {
+        requireSelfOrAdmin(ctx.viewer, user.id, 'orders');
+        const size = pageSize(args.first);
+        const beforeSeq = decodeCursor(CURSOR_KIND, args.after);
+        const rows = await store.pageForUser({ userId: user.id, beforeSeq, limit: size + 1 });
+        for (const row of rows) ctx.orders.prime(row.id, row);
+        return toConnection(CURSOR_KIND, rows, size, (row) => row.seq);
+      },
+    },
+    Order: {
+      __resolveReference: (ref: { id: string }, ctx: OrdersContext) => ctx.orders.load(ref.id),
+      user: (order: OrderRecord) => ({ __typename: 'User', id: order.userId }),
+      items: async (order: OrderRecord, _: unknown, ctx: OrdersContext) =>
+        (await ctx.items.load(order.id)).map((item) => ({
+          product: { __typename: 'Product', id: item.productId },
+          quantity: item.quantity,
+          unitPriceCents: item.unitPriceCents,
+        })),
+      saga: async (order: OrderRecord, _: unknown, ctx: OrdersContext) => ({
+        state: order.sagaState,
+        steps: await ctx.steps.load(order.id),
+      }),
+    },
+  };
+}

@@ -1,0 +1,4 @@
+import { runSubgraph } from '../../../lib/http/runSubgraph.ts';
+import { createProductsService } from './server.ts';
+
+await runSubgraph('products', createProductsService);

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'graphql';
+import { DEMO_PRODUCTS } from '../../../lib/demo.ts';
+import { createSubgraphService, type Service } from '../../../lib/http/createSubgraphService.ts';
+import { serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
+import { createProductsContext, createProductsResolvers } from './resolvers.ts';
+import { createProductStore, DuplicateSkuError } from './store.ts';
+
+const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
+
+/** Products: the catalogue and its stock. Built, not started. */
+export function createProductsService(deps: SubgraphDeps): Service {
+  const { config, db, logger } = deps;
+  const store = createProductStore(db);
+  const production = config.NODE_ENV === 'production';
+
+  async function seedDemoProducts() {
+    if (production || !(await store.isEmpty())) return;
+    for (const product of DEMO_PRODUCTS) {
+      try {
+        await store.create(product);
+      } catch (error) {
+        if (!(error instanceof DuplicateSkuError)) throw error; // a replica seeded it first
+      }
+    }
+    logger.info({ count: DEMO_PRODUCTS.length }, 'seeded demo products');
+  }
+
+  return createSubgraphService({
+    name: 'products',
+    typeDefs,
+    resolvers: createProductsResolvers({ store }),
+    db,
+    migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
+    credentials: serviceCredentialsFor('products', deps),
+    logger,
+    production,
+    seed: seedDemoProducts,
+    createContext: (caller) => createProductsContext(store, caller),
+  });
+}

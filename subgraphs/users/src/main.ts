@@ -1,0 +1,4 @@
+import { runSubgraph } from '../../../lib/http/runSubgraph.ts';
+import { createUsersService } from './server.ts';
+
+await runSubgraph('users', createUsersService);

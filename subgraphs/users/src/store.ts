@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { Role } from '../../../lib/auth/tokens.ts';
+import { isUniqueViolation, type Database } from '../../../lib/db/createDatabase.ts';
+import { isUuid } from '../../../lib/ids.ts';
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  createdAt: Date;
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  created_at: Date;
+  password_hash: string;
+}
+
+const toRecord = (row: UserRow): UserRecord => ({
+  id: row.id,
+  email: row.email,
+  name: row.name,
+  role: row.role,
+  createdAt: row.created_at,
+});
+
+export class DuplicateEmailError extends Error {
+  constructor(email: string) {
+    super(`an account with email ${email} already exists`);
+  }
+}
+
+export function createUserStore(db: Database) {
+  return {
+    async create(input: {
+      id?: string;
+      email: string;
+      name: string;
+      role: Role;
+      passwordHash: string;
+    }): Promise<UserRecord> {
+      try {
+        const [row] = await db.query<UserRow>(
+          `INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, email, name, role, created_at, password_hash`,
+          [input.id ?? randomUUID(), input.email, input.name, input.role, input.passwordHash],
+        );
+        return toRecord(row!);
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new DuplicateEmailError(input.email);
+        throw error;
+      }
+    },
+
+    async findCredentials(email: string): Promise<{ user: UserRecord; passwordHash: string } | null> {
+      const [row] = await db.query<UserRow>('SELECT * FROM users WHERE lower(email) = lower($1)', [email]);
+      return row ? { user: toRecord(row), passwordHash: row.password_hash } : null;
+    },
+
+    /** One query for any number of ids (the entity DataLoader's batch function). */
+    async findByIds(ids: readonly string[]): Promise<(UserRecord | null)[]> {
+      const valid = ids.filter(isUuid);
+      const rows = valid.length
+        ? await db.query<UserRow>('SELECT * FROM users WHERE id = ANY($1::uuid[])', [valid])
+        : [];
+      const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
+      return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
+    },
+
+    async hasAdmin(): Promise<boolean> {
+      const rows = await db.query("SELECT 1 FROM users WHERE role = 'ADMIN' LIMIT 1");
+      return rows.length > 0;
+    },
+  };
+}
+export type UserStore = ReturnType<typeof createUserStore>;
