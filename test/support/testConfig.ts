@@ -1,0 +1,25 @@
+import { loadConfig, type Config } from '../../lib/config.ts';
+
+/**
+ * Tests run on in-memory PGlite by default, and on a real PostgreSQL when DATABASE_URL is set.
+ * Under CI=true a real PostgreSQL is required: a missing one fails the run, it never skips.
+ */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const databaseUrl = process.env['DATABASE_URL'];
+  if (process.env['CI'] === 'true' && !databaseUrl) {
+    throw new Error('CI=true requires DATABASE_URL: these tests must run against a real PostgreSQL');
+  }
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'silent',
+    DATA_DIR: ':memory:',
+    HOST: '127.0.0.1',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...overrides,
+  });
+}
+
+/** A schema prefix unique to this run, so parallel test files never share tables. */
+export function uniqueSchemaPrefix(): string {
+  return `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}_`;
+}
