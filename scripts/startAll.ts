@@ -36,7 +36,7 @@ console.log(`
 ${
   config.NODE_ENV === 'production'
     ? ''
-    : `  Demo admin        ${config.ADMIN_EMAIL} / ${config.ADMIN_PASSWORD ?? 'admin'}
+    : `  Demo admin        ${config.ADMIN_EMAIL} / ${config.ADMIN_PASSWORD ? '(ADMIN_PASSWORD)' : 'admin'}
                     (mutation { logIn(email: "${config.ADMIN_EMAIL}", password: "…") { token } },
                      then send the header  Authorization: Bearer <token>)
 `

@@ -154,4 +154,15 @@ describe('when a subgraph is down', () => {
     // Liveness is about the gateway process itself, not its subgraphs.
     expect((await fetch(`${root()}/health`)).status).toBe(200);
   });
+
+  it('queries that do not need it still answer; its fields are null with SERVICE_UNAVAILABLE naming it', async () => {
+    const token = await logIn(system, ADMIN.email, ADMIN.password);
+    const response = await system.graphql<{
+      me: { email: string; orders: { edges: { node: { id: string; payment: unknown } }[] } };
+    }>('{ me { email orders(first: 1) { edges { node { id payment { id } } } } } }', {}, token);
+    expect(response.data?.me.email).toBe(ADMIN.email);
+    expect(response.data?.me.orders.edges[0]?.node.payment).toBeNull();
+    const error = response.errors?.find((e) => e.extensions?.['code'] === 'SERVICE_UNAVAILABLE');
+    expect(error?.message).toMatch(/payments/);
+  });
 });

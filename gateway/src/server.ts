@@ -50,11 +50,15 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   resources.defer(() => http.close());
   const supergraph = createSupergraphManager({ path: config.SUPERGRAPH_PATH, logger });
 
+  // @apollo/gateway reads this only from process.env: unless told otherwise it sends anonymous
+  // usage metrics to Apollo and probes cloud metadata servers at start. Nothing leaves the
+  // machine unless an operator opts in with APOLLO_TELEMETRY_DISABLED=false.
+  process.env['APOLLO_TELEMETRY_DISABLED'] ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: supergraph.hook,
     logger,
     buildService: ({ name, url }) =>
-      new SubgraphDataSource({ url: overrides[name] ?? url, fetcher: http.fetcher }),
+      new SubgraphDataSource({ name, url: overrides[name] ?? url, fetcher: http.fetcher }),
   });
 
   const app = express();

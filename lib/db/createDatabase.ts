@@ -121,12 +121,15 @@ export function createPgliteDatabase(
       await tx.exec(sql);
     },
   });
-  const transaction = <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
-    pglite.transaction(async (tx) => {
-      await tx.exec(setPath);
-      return fn(wrap(tx));
-    });
   let closed: Promise<void> | undefined;
+  // A shared instance outlives this handle, so a closed handle must refuse work itself.
+  const transaction = <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+    closed
+      ? Promise.reject(new Error(`database ${schema} is closed`))
+      : pglite.transaction(async (tx) => {
+          await tx.exec(setPath);
+          return fn(wrap(tx));
+        });
   return {
     schema,
     kind: 'pglite',
@@ -134,7 +137,7 @@ export function createPgliteDatabase(
     exec: (sql) => transaction((tx) => tx.exec(sql)),
     transaction,
     async ping() {
-      await pglite.query('SELECT 1');
+      await transaction((tx) => tx.query('SELECT 1'));
     },
     close() {
       closed ??= options.ownsInstance ? pglite.close() : Promise.resolve();

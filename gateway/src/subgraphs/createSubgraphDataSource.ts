@@ -1,6 +1,7 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { SERVICE_CREDENTIAL_HEADER } from '../../../lib/auth/tokens.ts';
+import { appError, ErrorCode } from '../../../lib/errors.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
 
 /** The fetch function type @apollo/gateway's data sources take. */
@@ -30,6 +31,15 @@ export function createSubgraphHttpClient({ maxConnectionsPerOrigin }: { maxConne
  * own headers.
  */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  readonly #name: string;
+
+  constructor(
+    options: ConstructorParameters<typeof RemoteGraphQLDataSource<GatewayContext>>[0] & { name: string },
+  ) {
+    super(options);
+    this.#name = options.name;
+  }
+
   override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>) {
     // The gateway's option types reach us through a nested copy of its interface package and
     // type-check as `any`: name what they are. Health checks and schema loads carry no context.
@@ -37,5 +47,19 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     const headers = request.http?.headers as { set(name: string, value: string): void } | undefined;
     if (!ctx?.serviceCredential || !headers) return;
     headers.set(SERVICE_CREDENTIAL_HEADER, await ctx.serviceCredential());
+  }
+
+  /**
+   * A subgraph that cannot be reached (refused, reset, no answer) or whose proxy says so
+   * (502-504) is SERVICE_UNAVAILABLE naming it, as API.md promises, rather than a bare
+   * "fetch failed" INTERNAL_SERVER_ERROR. Other errors pass through untouched.
+   */
+  override didEncounterError(error: Error, _request: unknown, response?: { status: number }): void {
+    if (!response || (response.status >= 502 && response.status <= 504)) {
+      throw appError(ErrorCode.SERVICE_UNAVAILABLE, `The ${this.#name} subgraph is unavailable.`, {
+        serviceName: this.#name,
+      });
+    }
+    throw error;
   }
 }

@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+
+/**
+ * The real entry points as a user runs them. They use in-memory PGlite: what is under test here
+ * is the process lifecycle (start, serve, SIGINT/SIGTERM, exit code), not the database.
+ */
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function start(script: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, DATABASE_URL: '', DATA_DIR: ':memory:', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const lines: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (match: RegExpMatchArray) => void }[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      for (const waiter of [...waiters]) {
+        const match = line.match(waiter.pattern);
+        if (match) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(match);
+        }
+      }
+    });
+  }
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    lines,
+    waitFor(pattern: RegExp, timeoutMs = 45_000) {
+      const seen = lines.map((line) => line.match(pattern)).find(Boolean);
+      if (seen) return Promise.resolve(seen);
+      return new Promise<RegExpMatchArray>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern}:\n${lines.join('\n')}`)),
+          timeoutMs,
+        );
+        waiters.push({ pattern, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+        void exited.then((code) =>
+          reject(new Error(`exited ${code} before ${pattern}:\n${lines.join('\n')}`)),
+        );
+      });
+    },
+  };
+}
+
+describe('running it', () => {
+  it('`npm start` serves the whole graph from one process and stops cleanly on Ctrl-C', async () => {
+    const ports = { PORT: '0', USERS_PORT: '0', PRODUCTS_PORT: '0', ORDERS_PORT: '0', PAYMENTS_PORT: '0' };
+    const system = start('scripts/startAll.ts', ports);
+    const [, url] = (await system.waitFor(/GraphQL gateway\s+(\S+)/)) as unknown as [string, string];
+    await system.waitFor(/Demo admin\s+admin@example\.com \/ admin/);
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ products(first: 2) { edges { node { name } } } }' }),
+    });
+    const body = (await response.json()) as { data: { products: { edges: unknown[] } } };
+    expect(body.data.products.edges).toHaveLength(2);
+    system.child.kill('SIGINT');
+    expect(await system.exited).toBe(0);
+    expect(system.lines.join('\n')).toMatch(/stopped cleanly/);
+  });
+
+  it('a subgraph runs alone (`npm run start:users`) and exits 0 on SIGTERM', async () => {
+    const users = start('subgraphs/users/src/main.ts', { USERS_PORT: '0' });
+    const [, url] = (await users.waitFor(/"url":"([^"]+)".*users subgraph ready/)) as unknown as [
+      string,
+      string,
+    ];
+    const health = await fetch(new URL('/health', url));
+    expect(health.status).toBe(200);
+    users.child.kill('SIGTERM');
+    expect(await users.exited).toBe(0);
+  });
+
+  it('a bad configuration fails fast, naming the variable', async () => {
+    const gateway = start('gateway/src/main.ts', { PORT: 'not-a-port' });
+    expect(await gateway.exited).toBe(1);
+    expect(gateway.lines.join('\n')).toMatch(/PORT/);
+  });
+});

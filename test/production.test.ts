@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectCode, logIn } from './support/fixtures.ts';
+import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+
+const secret = 'p'.repeat(48);
+let system: TestSystem;
+
+beforeAll(async () => {
+  system = await startTestSystem({
+    NODE_ENV: 'production',
+    JWT_SECRET: secret,
+    SERVICE_SECRET: `${secret}q`,
+    ADMIN_EMAIL: 'root@example.com',
+    ADMIN_PASSWORD: 'a strong production password',
+  });
+});
+afterAll(() => system?.stop());
+
+describe('in production', () => {
+  it('seeds no demo data, only the admin account from ADMIN_EMAIL / ADMIN_PASSWORD', async () => {
+    const products = await system.graphql<{ products: { edges: unknown[] } }>(
+      '{ products { edges { cursor } } }',
+    );
+    expect(products.data?.products.edges).toEqual([]);
+    const token = await logIn(system, 'root@example.com', 'a strong production password');
+    const me = await system.graphql<{ me: { role: string; orders: { edges: unknown[] } } }>(
+      '{ me { role orders { edges { cursor } } } }',
+      {},
+      token,
+    );
+    expect(me.data?.me).toEqual({ role: 'ADMIN', orders: { edges: [] } });
+    const demoAdmin = await system.graphql(
+      'mutation { logIn(email: "admin@example.com", password: "admin") { token } }',
+    );
+    expectCode(demoAdmin, 'UNAUTHENTICATED');
+  });
+
+  it('errors carry their code but no stack trace', async () => {
+    const response = await system.graphql('{ products(first: -1) { edges { cursor } } }');
+    expectCode(response, 'BAD_USER_INPUT');
+    expect(JSON.stringify(response.errors)).not.toMatch(/stacktrace|at .*\.ts/);
+  });
+
+  it('an unexpected failure (a table gone) shows neither SQL nor internals', async () => {
+    await system.subgraphs.products.db.exec('ALTER TABLE products RENAME TO products_gone');
+    const response = await system.graphql('{ products { edges { cursor } } }');
+    expectCode(response, 'INTERNAL_SERVER_ERROR');
+    // The path names the field (`products`); message and extensions must say nothing more.
+    const text = JSON.stringify(response.errors?.map((e) => [e.message, e.extensions]));
+    expect(text).not.toMatch(/stacktrace|SELECT|products_gone|FROM products|relation|PGlite/i);
+    expect(response.errors?.[0]?.message).toBe('Internal server error');
+  });
+
+  it('introspection is off', async () => {
+    const response = await system.graphql('{ __schema { types { name } } }');
+    expect(response.errors?.length).toBeGreaterThan(0);
+    expect(response.data ?? null).toBeNull();
+  });
+});
