@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../../../lib/db/createDatabase.ts';
+import { findByUuids } from '../../../lib/db/findByUuids.ts';
 import { isUuid } from '../../../lib/ids.ts';
 
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
@@ -128,14 +129,14 @@ export function createOrderStore(db: Database) {
       });
     },
 
-    async findByIds(ids: readonly string[]): Promise<(OrderRecord | null)[]> {
-      const valid = ids.filter(isUuid);
-      const rows = valid.length
-        ? await db.query<OrderRow>('SELECT * FROM orders WHERE id = ANY($1::uuid[])', [valid])
-        : [];
-      const byId = new Map(rows.map((row) => [row.id, toOrder(row)]));
-      return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
-    },
+    findByIds: (ids: readonly string[]) =>
+      findByUuids(
+        db,
+        'SELECT * FROM orders WHERE id = ANY($1::uuid[])',
+        ids,
+        (row: OrderRow) => row.id,
+        toOrder,
+      ),
 
     async itemsOf(orderIds: readonly string[]): Promise<OrderItemRecord[][]> {
       const rows = await db.query<{

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isUniqueViolation, type Database } from '../../../lib/db/createDatabase.ts';
-import { isUuid } from '../../../lib/ids.ts';
+import { findByUuids } from '../../../lib/db/findByUuids.ts';
 
 export type PaymentStatus = 'CAPTURED' | 'DECLINED' | 'FAILED' | 'REFUNDED';
 
@@ -40,15 +40,6 @@ const toRecord = (row: PaymentRow): PaymentRecord => ({
 export class DuplicatePaymentError extends Error {}
 
 export function createPaymentStore(db: Database) {
-  const findBy = async (column: 'id' | 'order_id', ids: readonly string[]) => {
-    const valid = ids.filter(isUuid);
-    const rows = valid.length
-      ? await db.query<PaymentRow>(`SELECT * FROM payments WHERE ${column} = ANY($1::uuid[])`, [valid])
-      : [];
-    const byKey = new Map(rows.map((row) => [column === 'id' ? row.id : row.order_id, toRecord(row)]));
-    return ids.map((id) => byKey.get(id.toLowerCase()) ?? null);
-  };
-
   return {
     async create(input: Omit<PaymentRecord, 'id' | 'createdAt'> & { id?: string }): Promise<PaymentRecord> {
       try {
@@ -71,8 +62,22 @@ export function createPaymentStore(db: Database) {
         throw error;
       }
     },
-    findByIds: (ids: readonly string[]) => findBy('id', ids),
-    findByOrderIds: (orderIds: readonly string[]) => findBy('order_id', orderIds),
+    findByIds: (ids: readonly string[]) =>
+      findByUuids(
+        db,
+        'SELECT * FROM payments WHERE id = ANY($1::uuid[])',
+        ids,
+        (row: PaymentRow) => row.id,
+        toRecord,
+      ),
+    findByOrderIds: (orderIds: readonly string[]) =>
+      findByUuids(
+        db,
+        'SELECT * FROM payments WHERE order_id = ANY($1::uuid[])',
+        orderIds,
+        (row: PaymentRow) => row.order_id,
+        toRecord,
+      ),
   };
 }
 export type PaymentStore = ReturnType<typeof createPaymentStore>;

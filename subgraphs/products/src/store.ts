@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isUniqueViolation, type Database } from '../../../lib/db/createDatabase.ts';
+import { findByUuids } from '../../../lib/db/findByUuids.ts';
 import { isUuid } from '../../../lib/ids.ts';
 
 export interface ProductRecord {
@@ -87,14 +88,14 @@ export function createProductStore(db: Database) {
       }
     },
 
-    async findByIds(ids: readonly string[]): Promise<(ProductRecord | null)[]> {
-      const valid = ids.filter(isUuid);
-      const rows = valid.length
-        ? await db.query<ProductRow>('SELECT * FROM products WHERE id = ANY($1::uuid[])', [valid])
-        : [];
-      const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
-      return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
-    },
+    findByIds: (ids: readonly string[]) =>
+      findByUuids(
+        db,
+        'SELECT * FROM products WHERE id = ANY($1::uuid[])',
+        ids,
+        (row: ProductRow) => row.id,
+        toRecord,
+      ),
 
     /** Keyset page: rows after `afterSeq`, at most `limit`, optionally matching `search`. */
     async page({

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Role } from '../../../lib/auth/tokens.ts';
 import { isUniqueViolation, type Database } from '../../../lib/db/createDatabase.ts';
-import { isUuid } from '../../../lib/ids.ts';
+import { findByUuids } from '../../../lib/db/findByUuids.ts';
 
 export interface UserRecord {
   id: string;
@@ -62,14 +62,14 @@ export function createUserStore(db: Database) {
     },
 
     /** One query for any number of ids (the entity DataLoader's batch function). */
-    async findByIds(ids: readonly string[]): Promise<(UserRecord | null)[]> {
-      const valid = ids.filter(isUuid);
-      const rows = valid.length
-        ? await db.query<UserRow>('SELECT * FROM users WHERE id = ANY($1::uuid[])', [valid])
-        : [];
-      const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
-      return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
-    },
+    findByIds: (ids: readonly string[]) =>
+      findByUuids(
+        db,
+        'SELECT * FROM users WHERE id = ANY($1::uuid[])',
+        ids,
+        (row: UserRow) => row.id,
+        toRecord,
+      ),
 
     async hasAdmin(): Promise<boolean> {
       const rows = await db.query("SELECT 1 FROM users WHERE role = 'ADMIN' LIMIT 1");
