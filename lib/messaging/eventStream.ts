@@ -1,0 +1,52 @@
+/**
+ * The event-stream port: keyed events on topics, consumed by consumer groups. Two adapters
+ * honour the same contract (test/contracts): kafkajs (KAFKA_BROKERS) and in-memory (the
+ * embedded default).
+ *
+ * Contract:
+ * - `publish` resolves only once every message is durably accepted (Kafka: acks from all
+ *   in-sync replicas); it rejects with a MessagingError (retriable when the broker is away).
+ * - Messages with the same key are delivered in publish order (one partition per key).
+ * - Every consumer group receives every message at least once; within a group each partition
+ *   is consumed by one member at a time, so the members split the work.
+ * - A message is committed only after `handle` resolves. If `handle` rejects, the same message
+ *   is delivered again (after a pause) and nothing after it on its partition is delivered first.
+ *   Retry budgets and dead-lettering are the consumer's business (lib/messaging/consumer), not
+ *   the port's.
+ */
+export interface StreamMessage {
+  topic: string;
+  partition: number;
+  /** Position in the partition, as a decimal string (Kafka offsets exceed 2^53). */
+  offset: string;
+  key: string;
+  /** UTF-8 payload (JSON envelopes in this project). */
+  value: string;
+  headers: Record<string, string>;
+}
+
+export interface OutgoingMessage {
+  key: string;
+  value: string;
+  headers?: Record<string, string>;
+}
+
+export interface SubscribeOptions {
+  groupId: string;
+  topics: string[];
+  /** For a group with no committed position: start from the oldest message (default true). */
+  fromBeginning?: boolean;
+  handle: (message: StreamMessage) => Promise<void>;
+}
+
+export interface StreamSubscription {
+  /** Stops after the message in progress has been handled and committed. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface EventStream {
+  publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
+  subscribe(options: SubscribeOptions): Promise<StreamSubscription>;
+  /** Stops every subscription, flushes and disconnects. Idempotent. */
+  close(): Promise<void>;
+}
