@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** The subgraphs of the supergraph, in routing order. Names match supergraph.yaml. */
-export const SUBGRAPH_NAMES = ['users', 'products', 'orders', 'payments'] as const;
+export const SUBGRAPH_NAMES = ['users', 'products', 'orders', 'payments', 'notifications'] as const;
 export type SubgraphName = (typeof SUBGRAPH_NAMES)[number];
 
 export const DEFAULT_PORTS: Record<SubgraphName | 'gateway', number> = {
@@ -10,6 +10,7 @@ export const DEFAULT_PORTS: Record<SubgraphName | 'gateway', number> = {
   products: 4002,
   orders: 4003,
   payments: 4004,
+  notifications: 4006,
 };
 
 const port = z.coerce.number().int().min(0).max(65_535);
@@ -33,6 +34,7 @@ export const configSchema = z
     PRODUCTS_PORT: port.default(DEFAULT_PORTS.products),
     ORDERS_PORT: port.default(DEFAULT_PORTS.orders),
     PAYMENTS_PORT: port.default(DEFAULT_PORTS.payments),
+    NOTIFICATIONS_PORT: port.default(DEFAULT_PORTS.notifications),
     /** A real PostgreSQL; without it every service runs on embedded PGlite. */
     DATABASE_URL: optionalUrl,
     /** Where embedded PGlite keeps its files; `:memory:` keeps nothing on disk. */
@@ -49,11 +51,41 @@ export const configSchema = z
     SERVICE_CREDENTIAL_TTL_SECONDS: z.coerce.number().int().positive().default(60),
     ADMIN_EMAIL: z.email().default('admin@example.com'),
     ADMIN_PASSWORD: z.string().min(1).optional(),
+    /** Comma-separated Kafka brokers (host:port); without it events stay in-process (in memory). */
+    KAFKA_BROKERS: z
+      .string()
+      .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port...]')
+      .optional(),
+    /** A RabbitMQ server (amqp://user:pass@host:5672); without it jobs stay in-process (in memory). */
+    RABBITMQ_URL: z
+      .string()
+      .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL')
+      .optional(),
+    /** An SMTP server (smtp://user:pass@host:587) for notification emails; without it they are logged. */
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+      .optional(),
+    SMTP_FROM: z.string().min(1).default('Event Federation <no-reply@localhost>'),
+    /** Pauses before each retry of a failed notification email, in ms; after the last, its DLQ. */
+    NOTIFICATION_RETRY_DELAYS_MS: z
+      .string()
+      .regex(/^\d+(,\d+)*$/, 'must be comma-separated milliseconds, e.g. 1000,2000,4000')
+      .default('1000,2000,4000,8000,16000')
+      .transform((value) => value.split(',').map(Number)),
+    /** Notification emails delivered at once by one worker. */
+    NOTIFICATION_PREFETCH: z.coerce.number().int().min(1).max(1_000).default(10),
+    /** Prefix of every topic, consumer group, exchange and queue (environments sharing brokers). */
+    MESSAGING_NAMESPACE: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]*$/, 'may contain only letters, digits, "_" and "-"')
+      .default(''),
     SUPERGRAPH_PATH: z.string().min(1).default('supergraph.graphql'),
     SUBGRAPH_USERS_URL: optionalUrl,
     SUBGRAPH_PRODUCTS_URL: optionalUrl,
     SUBGRAPH_ORDERS_URL: optionalUrl,
     SUBGRAPH_PAYMENTS_URL: optionalUrl,
+    SUBGRAPH_NOTIFICATIONS_URL: optionalUrl,
     /** Keep-alive connections the gateway holds open per subgraph. */
     SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),
     /** How long /ready waits for each subgraph before calling it down. */

@@ -59,3 +59,12 @@ export function createDisposableStack() {
   };
 }
 export type DisposableStack = ReturnType<typeof createDisposableStack>;
+
+/**
+ * A dependency that cannot come back (a broker after its reconnects ran out): exit non-zero so
+ * a supervisor restarts the process, rather than limp on with a dead connection.
+ */
+export function exitOnFatal(logger: Logger, error: unknown): never {
+  logger.fatal({ err: error }, 'unrecoverable failure: exiting');
+  process.exit(1);
+}

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { SUBGRAPH_NAMES } from '../lib/config.ts';
 import { composeSupergraph } from '../gateway/src/supergraph/composeSupergraph.ts';
 import { subgraphsOf } from '../gateway/src/supergraph/createSupergraphManager.ts';
 
@@ -23,7 +24,7 @@ describe('supergraph composition', () => {
       subgraphsOf(sdl)
         .map((s) => s.name)
         .sort(),
-    ).toEqual(['orders', 'payments', 'products', 'users']);
+    ).toEqual([...SUBGRAPH_NAMES].sort());
   });
 
   it('`npm run compose` prints composition errors readably and exits 1', async () => {

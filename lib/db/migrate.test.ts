@@ -35,7 +35,7 @@ describe('migrations', () => {
       '001_create.sql': 'CREATE TABLE things (id int PRIMARY KEY)',
       'README.md': 'not a migration',
     });
-    expect(await migrate(db, dir)).toEqual([1, 2]);
+    expect(await migrate(db, dir)).toEqual([`${db.schema}:1`, `${db.schema}:2`]);
     expect(await migrate(db, dir)).toEqual([]);
     await db.query("INSERT INTO things (id, label) VALUES (1, 'one')");
     const [row] = await db.query<{ schema: string }>(
@@ -66,10 +66,22 @@ describe('migrations', () => {
     await expect(migrate(db, dir)).rejects.toThrow(/changed after it was applied/);
   });
 
+  it('components keep their own version sequences', async () => {
+    const db = await freshDatabase();
+    const service = await migrationsDir({ '001_things.sql': 'CREATE TABLE things (id int)' });
+    const shared = await migrationsDir({ '001_other.sql': 'CREATE TABLE other (id int)' });
+    const sources = [
+      { component: 'service', dir: service },
+      { component: 'shared', dir: shared },
+    ];
+    expect(await migrate(db, sources)).toEqual(['service:1', 'shared:1']);
+    expect(await migrate(db, sources)).toEqual([]);
+  });
+
   it('replicas migrating at once apply each migration once', async () => {
     const db = await freshDatabase();
     const dir = await migrationsDir({ '001_create.sql': 'CREATE TABLE things (id int PRIMARY KEY)' });
     const results = await Promise.all([migrate(db, dir), migrate(db, dir), migrate(db, dir)]);
-    expect(results.flat()).toEqual([1]);
+    expect(results.flat()).toEqual([`${db.schema}:1`]);
   });
 });

@@ -11,13 +11,38 @@ interface AppliedRow {
   checksum: string;
 }
 
+/** A folder of versioned SQL files, and the component they belong to (versions are per component). */
+export interface MigrationSource {
+  component: string;
+  dir: string;
+}
+
 /**
- * Applies the versioned SQL files of `dir` (`001_name.sql`, `002_...`) that the schema has not
- * seen, each in its own transaction, under an advisory lock so replicas starting together
- * apply each migration once. An applied migration whose file changed stops the start: editing
- * history silently is how environments drift apart.
+ * Applies the versioned SQL files (`001_name.sql`, `002_...`) that the schema has not seen, each
+ * in its own transaction, under an advisory lock so replicas starting together apply each
+ * migration once. A service's own migrations are one component; shared platform tables (the
+ * outbox, processed events) are others, with their own version sequence. An applied migration
+ * whose file changed stops the start: editing history silently is how environments drift apart.
  */
-export async function migrate(db: Database, dir: string, logger?: Logger): Promise<number[]> {
+export async function migrate(
+  db: Database,
+  sources: string | MigrationSource[],
+  logger?: Logger,
+): Promise<string[]> {
+  const list = typeof sources === 'string' ? [{ component: db.schema, dir: sources }] : sources;
+  const applied: string[] = [];
+  for (const source of list) {
+    for (const version of await migrateComponent(db, source, logger))
+      applied.push(`${source.component}:${version}`);
+  }
+  return applied;
+}
+
+async function migrateComponent(
+  db: Database,
+  { component, dir }: MigrationSource,
+  logger?: Logger,
+): Promise<number[]> {
   const files = (await readdir(dir))
     .map((file) => ({ file, match: MIGRATION_FILE.exec(file) }))
     .filter((f): f is { file: string; match: RegExpExecArray } => f.match !== null)
@@ -32,34 +57,35 @@ export async function migrate(db: Database, dir: string, logger?: Logger): Promi
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [lockKey]);
       await tx.exec(`CREATE SCHEMA IF NOT EXISTS ${db.schema};
         CREATE TABLE IF NOT EXISTS ${db.schema}.schema_migrations (
-          version integer PRIMARY KEY,
+          component text NOT NULL,
+          version integer NOT NULL,
           name text NOT NULL,
           checksum text NOT NULL,
-          applied_at timestamptz NOT NULL DEFAULT now()
+          applied_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (component, version)
         )`);
       const [existing] = await tx.query<AppliedRow>(
-        'SELECT version, checksum FROM schema_migrations WHERE version = $1',
-        [migration.version],
+        'SELECT version, checksum FROM schema_migrations WHERE component = $1 AND version = $2',
+        [component, migration.version],
       );
       if (existing) {
         if (existing.checksum !== checksum) {
           throw new Error(
-            `migration ${migration.file} of schema ${db.schema} changed after it was applied; add a new migration instead`,
+            `migration ${component}/${migration.file} of schema ${db.schema} changed after it was applied; add a new migration instead`,
           );
         }
         return false;
       }
       await tx.exec(sql);
-      await tx.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-        migration.version,
-        migration.name,
-        checksum,
-      ]);
+      await tx.query(
+        'INSERT INTO schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)',
+        [component, migration.version, migration.name, checksum],
+      );
       return true;
     });
     if (ran) {
       applied.push(migration.version);
-      logger?.info({ schema: db.schema, migration: migration.file }, 'applied migration');
+      logger?.info({ schema: db.schema, component, migration: migration.file }, 'applied migration');
     }
   }
   return applied;

@@ -14,7 +14,7 @@ import {
   type ServiceCredentials,
 } from '../auth/tokens.ts';
 import type { Database } from '../db/createDatabase.ts';
-import { migrate } from '../db/migrate.ts';
+import { migrate, type MigrationSource } from '../db/migrate.ts';
 import { unauthenticated } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { createFormatError } from './formatError.ts';
@@ -36,6 +36,8 @@ export interface SubgraphServiceOptions<TContext> {
   resolvers: GraphQLSchemaModule['resolvers'];
   db: Database;
   migrationsDir: string;
+  /** Shared platform tables the service also owns (the outbox), each with its own versions. */
+  extraMigrations?: MigrationSource[];
   credentials: ServiceCredentials;
   logger: Logger;
   production: boolean;
@@ -43,6 +45,8 @@ export interface SubgraphServiceOptions<TContext> {
   seed?: () => Promise<void>;
   /** Per-request context (request-scoped DataLoaders live here). */
   createContext: (caller: ServiceCaller) => TContext;
+  /** Called once migrations and seeds are done, before the port opens (background workers). */
+  onStart?: () => Promise<void> | void;
   /** Called on stop, before the database closes (background workers). */
   onStop?: () => Promise<void>;
 }
@@ -92,8 +96,13 @@ export function createSubgraphService<TContext extends object>(
     async start({ port, host }) {
       if (state !== 'built') throw new Error(`${name} service was already started`);
       state = 'starting';
-      await migrate(db, options.migrationsDir, logger);
+      await migrate(
+        db,
+        [{ component: name, dir: options.migrationsDir }, ...(options.extraMigrations ?? [])],
+        logger,
+      );
       await options.seed?.();
+      await options.onStart?.();
       await apollo.start();
       apolloStarted = true;
       app.use(

@@ -1,8 +1,10 @@
 import { resolveSecrets } from '../auth/resolveSecrets.ts';
 import { loadConfigOrExit, subgraphPort, type SubgraphName } from '../config.ts';
 import { openServiceDatabase } from '../db/openServiceDatabase.ts';
-import { onShutdownSignal } from '../lifecycle.ts';
+import { exitOnFatal, onShutdownSignal } from '../lifecycle.ts';
 import { createLogger } from '../logger.ts';
+import { createEventStream } from '../messaging/createEventStream.ts';
+import { createWorkQueue } from '../messaging/createWorkQueue.ts';
 import type { SubgraphFactory } from './subgraphDeps.ts';
 
 /** The main of a subgraph started alone (`npm run start:<name>`). */
@@ -11,8 +13,16 @@ export async function runSubgraph(name: SubgraphName, factory: SubgraphFactory):
   const logger = createLogger({ level: config.LOG_LEVEL, service: name });
   const secrets = resolveSecrets(config, logger);
   const db = await openServiceDatabase(config, { schema: name });
-  const service = factory({ config, db, logger, secrets });
-  onShutdownSignal(() => service.stop(), logger);
+  const stream = createEventStream(config, logger, name);
+  const queue = createWorkQueue(config, logger, {
+    connectionName: name,
+    onFatal: (error) => exitOnFatal(logger, error),
+  });
+  const service = factory({ config, db, logger, secrets, stream, queue });
+  onShutdownSignal(async () => {
+    await service.stop();
+    await Promise.all([stream.close(), queue.close()]);
+  }, logger);
   try {
     await service.start({ port: subgraphPort(config, name), host: config.HOST });
   } catch (error) {

@@ -3,6 +3,8 @@ import { createServiceCredentials } from '../auth/tokens.ts';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/createDatabase.ts';
 import type { Logger } from '../logger.ts';
+import type { EventStream } from '../messaging/eventStream.ts';
+import type { WorkQueue } from '../messaging/workQueue.ts';
 import type { Service } from './createSubgraphService.ts';
 
 /** What every subgraph factory is given: nothing is imported as a singleton. */
@@ -11,6 +13,10 @@ export interface SubgraphDeps {
   db: Database;
   logger: Logger;
   secrets: Secrets;
+  /** The event stream (Kafka, or in memory when one process runs everything). */
+  stream: EventStream;
+  /** The work queue (RabbitMQ, or in memory when one process runs everything). */
+  queue: WorkQueue;
 }
 
 export type SubgraphFactory = (deps: SubgraphDeps) => Service;

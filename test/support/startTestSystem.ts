@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { SUBGRAPH_NAMES, type Config, type SubgraphName } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { createSystem, type System } from '../../scripts/createSystem.ts';
+import { createSystem, type System, type SystemOptions } from '../../scripts/createSystem.ts';
 import { testConfig, uniqueSchemaPrefix } from './testConfig.ts';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -37,15 +37,20 @@ export async function postGraphQL<T>(
 }
 
 /** The whole system on port 0, isolated in its own schemas (real PostgreSQL) or in memory. */
-export async function startTestSystem(overrides: Record<string, string> = {}): Promise<TestSystem> {
-  const config = testConfig(overrides);
+export async function startTestSystem(
+  overrides: Record<string, string> = {},
+  options: Pick<SystemOptions, 'mailer'> = {},
+): Promise<TestSystem> {
   const schemaPrefix = uniqueSchemaPrefix();
+  // Each test system gets its own topics, groups and queues on shared brokers.
+  const config = testConfig({ MESSAGING_NAMESPACE: schemaPrefix, ...overrides });
   let recording: { service: SubgraphName; sql: string }[] | null = null;
   const system = await createSystem({
     config,
     logger: createLogger({ level: config.LOG_LEVEL, service: 'test' }),
     ephemeralPorts: true,
     schemaPrefix,
+    ...options,
     onQuery: (service, sql) => recording?.push({ service, sql }),
   });
   return {

@@ -15,8 +15,24 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     DATA_DIR: ':memory:',
     HOST: '127.0.0.1',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...brokersFromEnvironment(),
     ...overrides,
   });
+}
+
+/**
+ * Kafka and RabbitMQ for the tests: from KAFKA_BROKERS / RABBITMQ_URL when set (and required
+ * under CI=true, where the real servers must be used), else the in-memory adapters.
+ */
+function brokersFromEnvironment(): Record<string, string> {
+  const kafka = process.env['KAFKA_BROKERS'];
+  const rabbit = process.env['RABBITMQ_URL'];
+  if (process.env['CI'] === 'true' && (!kafka || !rabbit)) {
+    throw new Error(
+      'CI=true requires KAFKA_BROKERS and RABBITMQ_URL: these tests must run against real brokers',
+    );
+  }
+  return { ...(kafka ? { KAFKA_BROKERS: kafka } : {}), ...(rabbit ? { RABBITMQ_URL: rabbit } : {}) };
 }
 
 /** A schema prefix unique to this run, so parallel test files never share tables. */

@@ -24,7 +24,16 @@ const signUpInput = z.object({
   password: z.string().min(8, 'must be at least 8 characters').max(256, 'must be at most 256 characters'),
 });
 
-export function createUsersResolvers({ store, userTokens }: { store: UserStore; userTokens: UserTokens }) {
+export function createUsersResolvers({
+  store,
+  userTokens,
+  onEventsAppended,
+}: {
+  store: UserStore;
+  userTokens: UserTokens;
+  /** Wakes the outbox relay after a transaction that wrote events. */
+  onEventsAppended: () => void;
+}) {
   const decoyCheck = createDecoyCheck();
   const authPayload = async (user: UserRecord) => ({
     token: await userTokens.issue({ id: user.id, role: user.role }),
@@ -44,12 +53,13 @@ export function createUsersResolvers({ store, userTokens }: { store: UserStore; 
       signUp: async (_: unknown, { input }: { input: unknown }) => {
         const valid = parseInput(signUpInput, input);
         try {
-          const user = await store.create({
+          const user = await store.signUp({
             email: valid.email,
             name: valid.name,
             role: Role.CUSTOMER,
             passwordHash: await hashPassword(valid.password),
           });
+          onEventsAppended();
           return authPayload(user);
         } catch (error) {
           if (error instanceof DuplicateEmailError) {

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'graphql';
 import { createUserTokens, Role } from '../../../lib/auth/tokens.ts';
+import { outboxMigrations } from '../../../lib/outbox/appendEvent.ts';
+import { createOutboxRelay } from '../../../lib/outbox/createOutboxRelay.ts';
 import { createSubgraphService, type Service } from '../../../lib/http/createSubgraphService.ts';
 import { serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
 import { DEMO_ADMIN_ID } from '../../../lib/demo.ts';
@@ -13,8 +15,9 @@ const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url)
 
 /** Users: accounts, password log-in and the JWTs the gateway verifies. Built, not started. */
 export function createUsersService(deps: SubgraphDeps): Service {
-  const { config, db, logger, secrets } = deps;
+  const { config, db, logger, secrets, stream } = deps;
   const store = createUserStore(db);
+  const relay = createOutboxRelay({ db, stream, logger });
   const production = config.NODE_ENV === 'production';
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
 
@@ -43,13 +46,16 @@ export function createUsersService(deps: SubgraphDeps): Service {
   return createSubgraphService({
     name: 'users',
     typeDefs,
-    resolvers: createUsersResolvers({ store, userTokens }),
+    resolvers: createUsersResolvers({ store, userTokens, onEventsAppended: () => relay.notify() }),
     db,
     migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
+    extraMigrations: [outboxMigrations],
     credentials: serviceCredentialsFor('users', deps),
     logger,
     production,
     seed: ensureAdmin,
+    onStart: () => relay.start(),
+    onStop: () => relay.stop(),
     createContext: (caller) => createUsersContext(store, caller),
   });
 }

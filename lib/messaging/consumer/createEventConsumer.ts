@@ -1,0 +1,144 @@
+import { fileURLToPath } from 'node:url';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import type { Database, Queryable } from '../../db/createDatabase.ts';
+import type { MigrationSource } from '../../db/migrate.ts';
+import type { Logger } from '../../logger.ts';
+import { eventEnvelopeSchema, type EventEnvelope } from '../envelope.ts';
+import type { EventStream, StreamMessage, StreamSubscription } from '../eventStream.ts';
+
+/** The processed-events table, for a consuming service's `extraMigrations`. */
+export const consumerMigrations: MigrationSource = {
+  component: 'consumer',
+  dir: fileURLToPath(new URL('./migrations', import.meta.url)),
+};
+
+/** Thrown by a handler for an event that no retry can fix: it goes to the DLQ at once. */
+export class PermanentEventError extends Error {
+  override name = 'PermanentEventError';
+}
+
+export interface EventConsumerOptions {
+  /** Names the consumer group and the consumer in processed_events. */
+  name: string;
+  topics: string[];
+  stream: EventStream;
+  db: Database;
+  logger: Logger;
+  /** Applies the event's effects with `tx`; the event counts as processed when tx commits. */
+  handle: (event: EventEnvelope, tx: Queryable, message: StreamMessage) => Promise<void>;
+  /** Called after an event's transaction committed (wake whoever acts on its effects). */
+  onApplied?: (event: EventEnvelope) => void;
+  /** Attempts per event before it is dead-lettered (transient failures only). */
+  maxAttempts?: number;
+  initialRetryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  /** Where an event that cannot be processed goes (default `<topic>.dlq`). */
+  deadLetterTopic?: (topic: string) => string;
+}
+
+/**
+ * An idempotent, at-least-once consumer over the event-stream port:
+ * - the event id is recorded in processed_events in the same transaction as the handler's
+ *   effects, so a redelivered event changes nothing;
+ * - a failing handler is retried with exponential backoff and jitter, up to `maxAttempts`;
+ * - a malformed event, a PermanentEventError, or an event still failing after its retries is
+ *   published to the dead-letter topic with the error in its headers, and the consumer moves
+ *   on. If even the DLQ cannot be reached, the message is not committed and comes back later:
+ *   nothing is dropped.
+ */
+export function createEventConsumer(options: EventConsumerOptions) {
+  const { name, stream, db, logger } = options;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const backoffFactory = new ExponentialBackoff({
+    initialDelay: options.initialRetryDelayMs ?? 200,
+    maxDelay: options.maxRetryDelayMs ?? 10_000,
+  });
+  const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`);
+  let subscription: StreamSubscription | undefined;
+  let stopping = false;
+
+  async function deadLetter(message: StreamMessage, error: unknown, attempts: number) {
+    const reason = error instanceof Error ? error.message : String(error);
+    logger.error(
+      { err: error, topic: message.topic, offset: message.offset, attempts },
+      'event dead-lettered',
+    );
+    await stream.publish(deadLetterTopic(message.topic), [
+      {
+        key: message.key,
+        value: message.value,
+        headers: {
+          ...message.headers,
+          'x-error': reason.slice(0, 1_000),
+          'x-error-type': error instanceof Error ? error.name : 'Error',
+          'x-attempts': String(attempts),
+          'x-consumer': name,
+          'x-original-topic': message.topic,
+          'x-original-partition': String(message.partition),
+          'x-original-offset': message.offset,
+          'x-failed-at': new Date().toISOString(),
+        },
+      },
+    ]);
+  }
+
+  /** Applies the event once; false when it had already been processed. */
+  async function applyOnce(event: EventEnvelope, message: StreamMessage): Promise<boolean> {
+    return db.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING RETURNING event_id`,
+        [name, event.eventId],
+      );
+      if (inserted.length === 0) return false;
+      await options.handle(event, tx, message);
+      return true;
+    });
+  }
+
+  async function onMessage(message: StreamMessage) {
+    let event: EventEnvelope;
+    try {
+      event = eventEnvelopeSchema.parse(JSON.parse(message.value));
+    } catch (error) {
+      await deadLetter(message, new PermanentEventError(`malformed event: ${(error as Error).message}`), 0);
+      return;
+    }
+    let backoff: IBackoff<unknown> | undefined;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const applied = await applyOnce(event, message);
+        if (applied) options.onApplied?.(event);
+        else logger.debug({ eventId: event.eventId }, 'duplicate event ignored');
+        return;
+      } catch (error) {
+        if (error instanceof PermanentEventError || attempt >= maxAttempts) {
+          await deadLetter(message, error, attempt);
+          return;
+        }
+        // Shutting down: leave the event uncommitted, the next run retries it.
+        if (stopping) throw error;
+        backoff = backoff ? backoff.next(undefined) : backoffFactory.next();
+        logger.warn(
+          { err: error, eventId: event.eventId, attempt, retryInMs: Math.round(backoff.duration) },
+          'event handler failed; retrying',
+        );
+        await new Promise((resolve) => setTimeout(resolve, backoff!.duration));
+      }
+    }
+  }
+
+  return {
+    async start() {
+      stopping = false;
+      subscription = await stream.subscribe({ groupId: name, topics: options.topics, handle: onMessage });
+    },
+    /** Stops after the event in progress. */
+    async stop() {
+      stopping = true;
+      await subscription?.stop();
+      subscription = undefined;
+    },
+  };
+}
+export type EventConsumer = ReturnType<typeof createEventConsumer>;

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventEnvelope } from '../lib/messaging/envelope.ts';
+import type { StreamMessage } from '../lib/messaging/eventStream.ts';
+import type { Mailer, Email } from '../subgraphs/notifications/src/mailer.ts';
+import { emailTopology } from '../subgraphs/notifications/src/notificationWorker.ts';
+import { signUp } from './support/fixtures.ts';
+import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+
+/** The SMTP server stands outside the system: a fake that records, and refuses "poison" addresses. */
+function fakeMailer() {
+  const sent: Email[] = [];
+  const mailer: Mailer = {
+    send(email) {
+      if (email.to.startsWith('poison')) return Promise.reject(new Error('550 mailbox unavailable'));
+      sent.push(email);
+      return Promise.resolve();
+    },
+    close() {},
+  };
+  return { mailer, sent, sentTo: (to: string) => sent.filter((e) => e.to === to).length };
+}
+
+const RETRY_DELAYS_MS = [20, 40];
+const mail = fakeMailer();
+let system: TestSystem;
+
+beforeAll(async () => {
+  system = await startTestSystem(
+    { NOTIFICATION_RETRY_DELAYS_MS: RETRY_DELAYS_MS.join(',') },
+    { mailer: mail.mailer },
+  );
+});
+afterAll(() => system?.stop());
+
+interface Notification {
+  id: string;
+  kind: string;
+  subject: string;
+  status: string;
+  attempts: number;
+  deliveredAt: string | null;
+}
+
+async function notificationsOf(token: string): Promise<Notification[]> {
+  const response = await system.graphql<{ me: { notifications: Notification[] } }>(
+    '{ me { notifications { id kind subject status attempts deliveredAt } } }',
+    {},
+    token,
+  );
+  expect(response.errors).toBeUndefined();
+  return response.data!.me.notifications;
+}
+
+async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met; last value ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('notifications', () => {
+  it('a new user gets a WELCOME notification, delivered once and shown as SENT', async () => {
+    const user = await signUp(system, 'Welcome');
+    const [notification] = await eventually(
+      () => notificationsOf(user.token),
+      (list) => list[0]?.status === 'SENT',
+    );
+    expect(notification).toMatchObject({ kind: 'WELCOME', subject: 'Welcome, Welcome!', attempts: 1 });
+    expect(notification?.deliveredAt).toBeTruthy();
+    expect(mail.sentTo(user.email)).toBe(1);
+  });
+
+  it('a poison notification is dead-lettered after exactly the configured attempts; the others go out once each', async () => {
+    const poison = await signUp(system, 'Poison');
+    const others = await Promise.all([signUp(system, 'Other'), signUp(system, 'Another')]);
+    const [failed] = await eventually(
+      () => notificationsOf(poison.token),
+      (list) => list[0]?.status === 'FAILED',
+    );
+    expect(failed?.attempts).toBe(RETRY_DELAYS_MS.length + 1);
+    const dead = await eventually(
+      () => system.queue.deadLetters(emailTopology(RETRY_DELAYS_MS)),
+      (jobs) => jobs.some((job) => job.id === failed?.id),
+    );
+    const letter = dead.find((job) => job.id === failed?.id);
+    expect(letter?.headers['x-attempts']).toBe(String(RETRY_DELAYS_MS.length + 1));
+    expect(letter?.headers['x-error']).toMatch(/mailbox unavailable/);
+    for (const other of others) {
+      await eventually(
+        () => notificationsOf(other.token),
+        (list) => list[0]?.status === 'SENT',
+      );
+      expect(mail.sentTo(other.email)).toBe(1);
+    }
+  });
+
+  it('a redelivered sign-up event and a duplicate job send nothing twice', async () => {
+    const user = await signUp(system, 'Twice');
+    const [first] = await eventually(
+      () => notificationsOf(user.token),
+      (list) => list[0]?.status === 'SENT',
+    );
+    const envelope: EventEnvelope = {
+      eventId: first!.id,
+      eventType: 'UserSignedUp',
+      occurredAt: new Date().toISOString(),
+      aggregateId: user.id,
+      version: 1,
+      data: { userId: user.id, email: user.email, name: 'Twice' },
+    };
+    await system.stream.publish('user-events', [{ key: user.id, value: JSON.stringify(envelope) }]);
+    await system.queue.publish('notifications', 'email.welcome', {
+      id: first!.id,
+      body: JSON.stringify({ notificationId: first!.id }),
+    });
+    // A later sign-up's notification going out shows both duplicates have been through the pipes.
+    const later = await signUp(system, 'Later');
+    await eventually(
+      () => notificationsOf(later.token),
+      (list) => list[0]?.status === 'SENT',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await notificationsOf(user.token)).toHaveLength(1);
+    expect(mail.sentTo(user.email)).toBe(1);
+  });
+
+  it('a malformed event goes to user-events.dlq with the error in its headers, and the consumer moves on', async () => {
+    const deadLetters: StreamMessage[] = [];
+    const subscription = await system.stream.subscribe({
+      groupId: `dlq-reader-${randomUUID()}`,
+      topics: ['user-events.dlq'],
+      handle: async (message) => {
+        deadLetters.push(message);
+      },
+    });
+    try {
+      await system.stream.publish('user-events', [{ key: 'garbage', value: '{"not": "an envelope"' }]);
+      const user = await signUp(system, 'After');
+      await eventually(
+        () => notificationsOf(user.token),
+        (list) => list[0]?.status === 'SENT',
+      );
+      const [letter] = await eventually(
+        () => Promise.resolve(deadLetters.filter((m) => m.key === 'garbage')),
+        (list) => list.length === 1,
+      );
+      expect(letter?.headers['x-error']).toMatch(/malformed event/);
+      expect(letter?.headers['x-original-topic']).toBe('user-events');
+    } finally {
+      await subscription.stop();
+    }
+  });
+
+  it("another user's notifications are FORBIDDEN", async () => {
+    const alice = await signUp(system, 'Alice');
+    const bob = await signUp(system, 'Bob');
+    const response = await system.graphql(
+      'query($id: ID!) { user(id: $id) { notifications { id } } }',
+      { id: alice.id },
+      bob.token,
+    );
+    expect(response.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+  });
+});
