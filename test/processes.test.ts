@@ -55,7 +55,16 @@ function start(script: string, env: Record<string, string>) {
 
 describe('running it', () => {
   it('`npm start` serves the whole graph from one process and stops cleanly on Ctrl-C', async () => {
-    const ports = { PORT: '0', USERS_PORT: '0', PRODUCTS_PORT: '0', ORDERS_PORT: '0', PAYMENTS_PORT: '0' };
+    const ports = {
+      PORT: '0',
+      USERS_PORT: '0',
+      PRODUCTS_PORT: '0',
+      ORDERS_PORT: '0',
+      PAYMENTS_PORT: '0',
+      NOTIFICATIONS_PORT: '0',
+      // Real brokers (under CI) are shared: keep this process's topics and queues to itself.
+      MESSAGING_NAMESPACE: `proc${Date.now().toString(36)}_`,
+    };
     const system = start('scripts/startAll.ts', ports);
     const [, url] = (await system.waitFor(/GraphQL gateway\s+(\S+)/)) as unknown as [string, string];
     await system.waitFor(/Demo admin\s+admin@example\.com \/ admin/);
