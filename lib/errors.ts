@@ -13,6 +13,11 @@ export const ErrorCode = {
   OPERATION_LIMIT: 'OPERATION_LIMIT',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+  /**
+   * Between services only (products → the orders saga): a commit or release that the
+   * reservation's state forbids. Permanent: the saga fails the order instead of retrying.
+   */
+  RESERVATION_NOT_HELD: 'RESERVATION_NOT_HELD',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,5 +1,5 @@
 import { forbidden, unauthenticated } from '../errors.ts';
-import { Role, type Viewer } from './tokens.ts';
+import { Role, type ServiceCaller, type Viewer } from './tokens.ts';
 
 export function requireViewer(viewer: Viewer | null): Viewer {
   if (!viewer) throw unauthenticated();
@@ -19,4 +19,14 @@ export function requireSelfOrAdmin(viewer: Viewer | null, ownerId: string, what 
     throw forbidden(`You can only see ${what} of your own account.`);
   }
   return signedIn;
+}
+
+/**
+ * Internal (`@inaccessible`) operations: only the named sibling services may call them, never
+ * the gateway on behalf of a user, whatever the user's role.
+ */
+export function requireServiceCaller(caller: ServiceCaller, allowed: readonly string[], what: string): void {
+  if (!allowed.includes(caller.service)) {
+    throw forbidden(`Only the ${allowed.join(' or ')} service may ${what}.`);
+  }
 }

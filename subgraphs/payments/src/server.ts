@@ -4,15 +4,38 @@ import { parse } from 'graphql';
 import { DEMO_ORDERS, orderTotalCents } from '../../../lib/demo.ts';
 import { createSubgraphService, type Service } from '../../../lib/http/createSubgraphService.ts';
 import { serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
+import {
+  createPaymentProcessing,
+  PRODUCTION_PAYMENT_TIMING,
+  type PaymentTiming,
+} from './createPaymentProcessing.ts';
+import { createTestPaymentProvider } from './createTestPaymentProvider.ts';
+import type { PaymentProvider } from './paymentProvider.ts';
 import { createPaymentsContext, createPaymentsResolvers } from './resolvers.ts';
 import { createPaymentStore, DuplicatePaymentError } from './store.ts';
 
 const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
 
-/** Payments: charges of orders. Built, not started. */
-export function createPaymentsService(deps: SubgraphDeps): Service {
+/**
+ * Payments: charges of orders through a card processor. Built, not started. `provider` plugs in a
+ * real processor (default: the built-in test mode of API.md's tokens); `timing` shortens the
+ * provider timeouts and backoffs (tests).
+ */
+export function createPaymentsService(
+  deps: SubgraphDeps,
+  {
+    provider,
+    timing = PRODUCTION_PAYMENT_TIMING,
+  }: { provider?: PaymentProvider; timing?: PaymentTiming } = {},
+): Service {
   const { config, db, logger } = deps;
   const store = createPaymentStore(db);
+  const processing = createPaymentProcessing({
+    store,
+    provider: provider ?? createTestPaymentProvider({ replyTimeoutMs: timing.replyTimeoutMs }),
+    logger,
+    timing,
+  });
   const production = config.NODE_ENV === 'production';
 
   /** The captured payments of the demo orders (lib/demo.ts). */
@@ -40,7 +63,7 @@ export function createPaymentsService(deps: SubgraphDeps): Service {
   return createSubgraphService({
     name: 'payments',
     typeDefs,
-    resolvers: createPaymentsResolvers(),
+    resolvers: createPaymentsResolvers({ processing }),
     db,
     migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
     credentials: serviceCredentialsFor('payments', deps),

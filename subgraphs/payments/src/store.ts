@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isUniqueViolation, type Database } from '../../../lib/db/createDatabase.ts';
+import { isUniqueViolation, type Database, type Queryable } from '../../../lib/db/createDatabase.ts';
 import { findByUuids } from '../../../lib/db/findByUuids.ts';
 
 export type PaymentStatus = 'CAPTURED' | 'DECLINED' | 'FAILED' | 'REFUNDED';
@@ -12,6 +12,11 @@ export interface PaymentRecord {
   status: PaymentStatus;
   attempts: number;
   refundedCents: number;
+  /** The charge request's idempotency key; null for payments recorded without one (demo data). */
+  idempotencyKey: string | null;
+  /** Why the payment is DECLINED or FAILED. */
+  reason: string | null;
+  providerChargeId: string | null;
   createdAt: Date;
 }
 
@@ -23,6 +28,9 @@ interface PaymentRow {
   status: PaymentStatus;
   attempts: number;
   refunded_cents: number;
+  idempotency_key: string | null;
+  reason: string | null;
+  provider_charge_id: string | null;
   created_at: Date;
 }
 
@@ -34,29 +42,60 @@ const toRecord = (row: PaymentRow): PaymentRecord => ({
   status: row.status,
   attempts: row.attempts,
   refundedCents: row.refunded_cents,
+  idempotencyKey: row.idempotency_key,
+  reason: row.reason,
+  providerChargeId: row.provider_charge_id,
   createdAt: row.created_at,
 });
 
 export class DuplicatePaymentError extends Error {}
 
+export type NewPayment = Pick<
+  PaymentRecord,
+  'orderId' | 'userId' | 'amountCents' | 'status' | 'attempts' | 'refundedCents'
+> &
+  Partial<Pick<PaymentRecord, 'id' | 'idempotencyKey' | 'reason' | 'providerChargeId'>>;
+
+/** What a charge call finds when it asks for its idempotency key. */
+export type ChargeClaim =
+  /** This call owns the key: it calls the provider and stores the outcome. */
+  | { kind: 'owned' }
+  /** The key's outcome is stored. */
+  | { kind: 'done'; payment: PaymentRecord }
+  /** Another call owns the key and is still running. */
+  | { kind: 'busy' }
+  | { kind: 'conflict'; message: string };
+
+async function insertPayment(db: Queryable, input: NewPayment): Promise<PaymentRow | undefined> {
+  const [row] = await db.query<PaymentRow>(
+    `INSERT INTO payments (id, order_id, user_id, amount_cents, status, attempts, refunded_cents,
+                           idempotency_key, reason, provider_charge_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (idempotency_key) DO NOTHING
+     RETURNING *`,
+    [
+      input.id ?? randomUUID(),
+      input.orderId,
+      input.userId,
+      input.amountCents,
+      input.status,
+      input.attempts,
+      input.refundedCents,
+      input.idempotencyKey ?? null,
+      input.reason ?? null,
+      input.providerChargeId ?? null,
+    ],
+  );
+  return row;
+}
+
 export function createPaymentStore(db: Database) {
   return {
-    async create(input: Omit<PaymentRecord, 'id' | 'createdAt'> & { id?: string }): Promise<PaymentRecord> {
+    async create(input: NewPayment): Promise<PaymentRecord> {
       try {
-        const [row] = await db.query<PaymentRow>(
-          `INSERT INTO payments (id, order_id, user_id, amount_cents, status, attempts, refunded_cents)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-          [
-            input.id ?? randomUUID(),
-            input.orderId,
-            input.userId,
-            input.amountCents,
-            input.status,
-            input.attempts,
-            input.refundedCents,
-          ],
-        );
-        return toRecord(row!);
+        const row = await insertPayment(db, input);
+        if (!row) throw new DuplicatePaymentError(input.orderId);
+        return toRecord(row);
       } catch (error) {
         if (isUniqueViolation(error)) throw new DuplicatePaymentError(input.orderId);
         throw error;
@@ -78,6 +117,124 @@ export function createPaymentStore(db: Database) {
         (row: PaymentRow) => row.order_id,
         toRecord,
       ),
+
+    /**
+     * Takes the charge's idempotency key before the provider is called. The first call inserts
+     * the request row and owns it for `leaseMs`; a racing call with the same key finds the row
+     * (the unique key makes it wait for the first insert) and is told to wait; once the lease has
+     * run out (its owner died mid-charge) the next call takes the key over.
+     */
+    claimCharge(request: {
+      idempotencyKey: string;
+      orderId: string;
+      fingerprint: string;
+      leaseMs: number;
+    }): Promise<ChargeClaim> {
+      const { idempotencyKey, orderId, fingerprint, leaseMs } = request;
+      return db.transaction(async (tx): Promise<ChargeClaim> => {
+        const inserted = await tx.query(
+          `INSERT INTO charge_requests (idempotency_key, order_id, fingerprint, claimed_until)
+           SELECT $1, $2, $3, now() + $4::integer * interval '1 millisecond'
+           -- A payment recorded without a request (demo data) also means the order is charged.
+           WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND idempotency_key IS DISTINCT FROM $1)
+           ON CONFLICT DO NOTHING
+           RETURNING idempotency_key`,
+          [idempotencyKey, orderId, fingerprint, leaseMs],
+        );
+        if (inserted.length > 0) return { kind: 'owned' };
+
+        const [existing] = await tx.query<{
+          fingerprint: string;
+          payment_id: string | null;
+          expired: boolean;
+        }>(
+          `SELECT fingerprint, payment_id, (claimed_until IS NULL OR claimed_until <= now()) AS expired
+           FROM charge_requests WHERE idempotency_key = $1 FOR UPDATE`,
+          [idempotencyKey],
+        );
+        if (!existing) {
+          return {
+            kind: 'conflict',
+            message: `order ${orderId} is already charged under another idempotency key`,
+          };
+        }
+        if (existing.fingerprint !== fingerprint) {
+          return {
+            kind: 'conflict',
+            message: `idempotency key ${idempotencyKey} was already used for a charge with other parameters`,
+          };
+        }
+        if (existing.payment_id) {
+          const [row] = await tx.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [
+            existing.payment_id,
+          ]);
+          return { kind: 'done', payment: toRecord(row!) };
+        }
+        if (!existing.expired) return { kind: 'busy' };
+        await tx.query(
+          `UPDATE charge_requests SET claimed_until = now() + $2::integer * interval '1 millisecond'
+           WHERE idempotency_key = $1`,
+          [idempotencyKey, leaseMs],
+        );
+        return { kind: 'owned' };
+      });
+    },
+
+    /**
+     * Stores a charge's outcome and closes its request. When a call that took the key over has
+     * already stored one, that stored payment wins: both saw the provider's answer to one key.
+     */
+    completeCharge(payment: NewPayment & { idempotencyKey: string }): Promise<PaymentRecord> {
+      return db.transaction(async (tx) => {
+        const row =
+          (await insertPayment(tx, payment)) ??
+          (
+            await tx.query<PaymentRow>('SELECT * FROM payments WHERE idempotency_key = $1', [
+              payment.idempotencyKey,
+            ])
+          )[0]!;
+        await tx.query(
+          'UPDATE charge_requests SET payment_id = $2, claimed_until = NULL WHERE idempotency_key = $1',
+          [payment.idempotencyKey, row.id],
+        );
+        return toRecord(row);
+      });
+    },
+
+    /** Gives the key up after an unexpected error, so the caller's retry need not wait out the lease. */
+    async releaseCharge(idempotencyKey: string): Promise<void> {
+      await db.query(
+        'UPDATE charge_requests SET claimed_until = now() WHERE idempotency_key = $1 AND payment_id IS NULL',
+        [idempotencyKey],
+      );
+    },
+
+    /** Binds a refund key to its payment; false when the key already names another payment. */
+    claimRefund({ idempotencyKey, paymentId }: { idempotencyKey: string; paymentId: string }) {
+      return db.transaction(async (tx) => {
+        await tx.query(
+          'INSERT INTO refund_requests (idempotency_key, payment_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+          [idempotencyKey, paymentId],
+        );
+        const [row] = await tx.query<{ payment_id: string }>(
+          'SELECT payment_id FROM refund_requests WHERE idempotency_key = $1',
+          [idempotencyKey],
+        );
+        return row?.payment_id === paymentId;
+      });
+    },
+
+    /** CAPTURED → REFUNDED in full; a payment in any other state is returned as it is. */
+    async markRefunded(paymentId: string): Promise<PaymentRecord> {
+      const [updated] = await db.query<PaymentRow>(
+        `UPDATE payments SET status = 'REFUNDED', refunded_cents = amount_cents, updated_at = now()
+         WHERE id = $1 AND status = 'CAPTURED' RETURNING *`,
+        [paymentId],
+      );
+      const row =
+        updated ?? (await db.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [paymentId]))[0]!;
+      return toRecord(row);
+    },
   };
 }
 export type PaymentStore = ReturnType<typeof createPaymentStore>;
