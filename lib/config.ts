@@ -88,6 +88,8 @@ export const configSchema = z
     SUBGRAPH_NOTIFICATIONS_URL: optionalUrl,
     /** Keep-alive connections the gateway holds open per subgraph. */
     SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),
+    /** How long placeOrder waits for the saga to end before returning the order PENDING. */
+    ORDER_SAGA_WAIT_MS: z.coerce.number().int().min(0).default(5_000),
     /** How long /ready waits for each subgraph before calling it down. */
     READY_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
   })

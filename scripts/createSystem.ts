@@ -6,7 +6,7 @@ import { subgraphPort, type Config, type SubgraphName } from '../lib/config.ts';
 import { createEmbeddedPostgres, type Database } from '../lib/db/createDatabase.ts';
 import { openServiceDatabase } from '../lib/db/openServiceDatabase.ts';
 import type { Service } from '../lib/http/createSubgraphService.ts';
-import type { SubgraphFactory } from '../lib/http/subgraphDeps.ts';
+import type { SubgraphDeps } from '../lib/http/subgraphDeps.ts';
 import { createDisposableStack, exitOnFatal } from '../lib/lifecycle.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createEventStream } from '../lib/messaging/createEventStream.ts';
@@ -20,14 +20,27 @@ import { createPaymentsService } from '../subgraphs/payments/src/server.ts';
 import { createProductsService } from '../subgraphs/products/src/server.ts';
 import { createUsersService } from '../subgraphs/users/src/server.ts';
 
-function subgraphFactories(mailer: Mailer | undefined): Record<SubgraphName, SubgraphFactory> {
-  return {
-    users: createUsersService,
-    products: createProductsService,
-    orders: createOrdersService,
-    payments: createPaymentsService,
-    notifications: (deps) => createNotificationsService(deps, { mailer }),
-  };
+type SystemFactory = (deps: SubgraphDeps, started: Partial<Record<SubgraphName, { url: string }>>) => Service;
+
+/** In start order: orders calls users, products and payments, so it starts after them. */
+function subgraphFactories(mailer: Mailer | undefined): [SubgraphName, SystemFactory][] {
+  return [
+    ['users', (deps) => createUsersService(deps)],
+    ['products', (deps) => createProductsService(deps)],
+    ['payments', (deps) => createPaymentsService(deps)],
+    [
+      'orders',
+      (deps, started) =>
+        createOrdersService(deps, {
+          siblings: {
+            users: started.users!.url,
+            products: started.products!.url,
+            payments: started.payments!.url,
+          },
+        }),
+    ],
+    ['notifications', (deps) => createNotificationsService(deps, { mailer })],
+  ];
 }
 
 export interface SystemOptions {
@@ -52,6 +65,11 @@ export interface System {
   gateway: Gateway;
   stream: EventStream;
   queue: WorkQueue;
+  /**
+   * Stops one subgraph and starts a new instance of it on the same database and port, as a
+   * restarted process would (tests of what survives a restart).
+   */
+  restart(name: SubgraphName): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -82,30 +100,25 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     });
     resources.defer(() => queue.close());
     const subgraphs = {} as System['subgraphs'];
-    for (const [name, factory] of Object.entries(subgraphFactories(options.mailer)) as [
-      SubgraphName,
-      SubgraphFactory,
-    ][]) {
+    const factories = new Map(subgraphFactories(options.mailer));
+    const secretsAndBrokers = { config, secrets, stream, queue };
+    async function startSubgraph(name: SubgraphName, port: number) {
       const db = await openServiceDatabase(config, {
         schema: `${options.schemaPrefix ?? ''}${name}`,
         shared,
         onQuery: options.onQuery && ((sql) => options.onQuery?.(name, sql)),
       });
       resources.defer(() => db.close());
-      const service = factory({
-        config,
-        db,
-        logger: logger.child({ service: name }),
-        secrets,
-        stream,
-        queue,
-      });
+      const service = factories.get(name)!(
+        { ...secretsAndBrokers, db, logger: logger.child({ service: name }) },
+        subgraphs,
+      );
       resources.defer(() => service.stop());
-      const { url } = await service.start({
-        port: options.ephemeralPorts ? 0 : subgraphPort(config, name),
-        host: config.HOST,
-      });
+      const { url } = await service.start({ port, host: config.HOST });
       subgraphs[name] = { service, url, db };
+    }
+    for (const name of factories.keys()) {
+      await startSubgraph(name, options.ephemeralPorts ? 0 : subgraphPort(config, name));
     }
     const gateway = createGateway({
       config,
@@ -118,7 +131,21 @@ export async function createSystem(options: SystemOptions): Promise<System> {
       port: options.ephemeralPorts ? 0 : config.PORT,
       host: config.HOST,
     });
-    return { gatewayUrl, secrets, subgraphs, gateway, stream, queue, stop: () => resources.dispose() };
+    async function restart(name: SubgraphName) {
+      const current = subgraphs[name];
+      await current.service.stop();
+      await startSubgraph(name, Number(new URL(current.url).port));
+    }
+    return {
+      gatewayUrl,
+      secrets,
+      subgraphs,
+      gateway,
+      stream,
+      queue,
+      restart,
+      stop: () => resources.dispose(),
+    };
   } catch (error) {
     await resources.dispose().catch(() => {});
     throw error;

@@ -5,8 +5,18 @@ import { PermanentEventError } from '../../../lib/messaging/consumer/createEvent
 import type { NewNotification, NotificationStore } from './store.ts';
 
 const userSignedUp = z.object({ userId: z.uuid(), email: z.email(), name: z.string() });
+/** The fields of order-events that a notification needs (the saga puts the email in them). */
+const orderEnded = z.object({
+  orderId: z.uuid(),
+  userId: z.uuid(),
+  email: z.email(),
+  totalCents: z.number().int(),
+  reason: z.string().nullish(),
+});
 
-/** The notification an event calls for, if any. Order notifications come with the saga. */
+const money = (cents: number) => `${(cents / 100).toFixed(2)}`;
+
+/** The notification an event calls for, if any. */
 export function notificationFor(event: EventEnvelope): NewNotification | null {
   switch (event.eventType) {
     case 'UserSignedUp': {
@@ -20,6 +30,24 @@ export function notificationFor(event: EventEnvelope): NewNotification | null {
         recipient: data.data.email,
         subject: `Welcome, ${data.data.name}!`,
         body: `Hello ${data.data.name},\n\nyour account is ready. Happy shopping!\n`,
+      };
+    }
+    case 'OrderConfirmed':
+    case 'OrderCancelled': {
+      const data = orderEnded.safeParse(event.data);
+      if (!data.success)
+        throw new PermanentEventError(`${event.eventType} ${event.eventId}: ${data.error.message}`);
+      const { orderId, userId, email, totalCents, reason } = data.data;
+      const confirmed = event.eventType === 'OrderConfirmed';
+      return {
+        id: event.eventId,
+        userId,
+        kind: confirmed ? 'ORDER_CONFIRMED' : 'ORDER_CANCELLED',
+        recipient: email,
+        subject: confirmed ? `Your order ${orderId} is confirmed` : `Your order ${orderId} was cancelled`,
+        body: confirmed
+          ? `Hello,\n\nyour order ${orderId} (total ${money(totalCents)}) is confirmed.\n`
+          : `Hello,\n\nyour order ${orderId} was cancelled: ${reason ?? 'no reason given'}.\nNothing was charged, or the charge was refunded.\n`,
       };
     }
     default:

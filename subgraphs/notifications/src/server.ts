@@ -7,6 +7,7 @@ import {
   consumerMigrations,
   createEventConsumer,
 } from '../../../lib/messaging/consumer/createEventConsumer.ts';
+import { ORDER_EVENTS_TOPIC } from '../../orders/src/saga/sagaStore.ts';
 import { USER_EVENTS_TOPIC } from '../../users/src/store.ts';
 import { createLogMailer, createSmtpMailer, type Mailer } from './mailer.ts';
 import { createNotificationHandler } from './notificationsFromEvents.ts';
@@ -37,7 +38,7 @@ export function createNotificationsService(
   const dispatcher = createNotificationDispatcher({ store, queue, topology, logger });
   const consumer = createEventConsumer({
     name: 'notifications',
-    topics: [USER_EVENTS_TOPIC],
+    topics: [USER_EVENTS_TOPIC, ORDER_EVENTS_TOPIC],
     stream,
     db,
     logger,

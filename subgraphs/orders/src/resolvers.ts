@@ -3,6 +3,9 @@ import { requireSelfOrAdmin, requireViewer } from '../../../lib/auth/authorize.t
 import type { ServiceCaller, Viewer } from '../../../lib/auth/tokens.ts';
 import { decodeCursor, pageSize, toConnection } from '../../../lib/graphql/connection.ts';
 import { dateTimeScalar } from '../../../lib/graphql/dateTimeScalar.ts';
+import { appError, ErrorCode } from '../../../lib/errors.ts';
+import { SubgraphCallError } from './saga/createSubgraphClient.ts';
+import type { PlaceOrder } from './saga/placeOrder.ts';
 import type { OrderItemRecord, OrderRecord, OrderStore, SagaStepRecord } from './store.ts';
 
 export interface OrdersContext {
@@ -23,9 +26,26 @@ export function createOrdersContext(store: OrderStore, caller: ServiceCaller): O
 
 const CURSOR_KIND = 'order';
 
-export function createOrdersResolvers({ store }: { store: OrderStore }) {
+export function createOrdersResolvers({ store, placeOrder }: { store: OrderStore; placeOrder: PlaceOrder }) {
   return {
     DateTime: dateTimeScalar,
+    Mutation: {
+      placeOrder: async (_: unknown, { input }: { input: unknown }, ctx: OrdersContext) => {
+        try {
+          const id = await placeOrder(ctx.viewer, input);
+          const [order] = await store.findByIds([id]);
+          return order;
+        } catch (error) {
+          if (error instanceof SubgraphCallError && error.transient) {
+            throw appError(
+              ErrorCode.SERVICE_UNAVAILABLE,
+              'A service the order needs is unavailable; try again.',
+            );
+          }
+          throw error;
+        }
+      },
+    },
     Query: {
       order: async (_: unknown, { id }: { id: string }, ctx: OrdersContext) => {
         requireViewer(ctx.viewer);

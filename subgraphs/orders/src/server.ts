@@ -5,18 +5,76 @@ import { DEMO_ORDERS } from '../../../lib/demo.ts';
 import { isUniqueViolation } from '../../../lib/db/createDatabase.ts';
 import { createSubgraphService, type Service } from '../../../lib/http/createSubgraphService.ts';
 import { serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
+import type { Config } from '../../../lib/config.ts';
+import { subgraphPort, subgraphUrlOverride } from '../../../lib/config.ts';
+import { outboxMigrations } from '../../../lib/outbox/appendEvent.ts';
+import { createOutboxRelay } from '../../../lib/outbox/createOutboxRelay.ts';
+import { createSagaRunner } from './saga/createSagaRunner.ts';
+import { createSubgraphClient } from './saga/createSubgraphClient.ts';
+import { createPlaceOrder } from './saga/placeOrder.ts';
+import { createSagaStore, SAGA_STEPS } from './saga/sagaStore.ts';
 import { createOrdersContext, createOrdersResolvers } from './resolvers.ts';
 import { createOrderStore } from './store.ts';
 
 const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
 
-const SAGA_STEPS = ['VALIDATE_USER', 'RESERVE_STOCK', 'CHARGE_PAYMENT', 'CONFIRM_ORDER'] as const;
+/** The sibling subgraphs the saga calls. */
+export type OrdersSiblings = Record<'users' | 'products' | 'payments', string>;
 
-/** Orders: orders, their items and their saga's step log. Built, not started. */
-export function createOrdersService(deps: SubgraphDeps): Service {
-  const { config, db, logger } = deps;
+/** Where the siblings are when orders runs alone: SUBGRAPH_<NAME>_URL, else their configured port. */
+export function siblingUrlsFromConfig(config: Config): OrdersSiblings {
+  const urlOf = (name: keyof OrdersSiblings) =>
+    subgraphUrlOverride(config, name) ?? `http://127.0.0.1:${subgraphPort(config, name)}/graphql`;
+  return { users: urlOf('users'), products: urlOf('products'), payments: urlOf('payments') };
+}
+
+/**
+ * Orders: orders, their items, the order saga (./saga) and its step log. Built, not started.
+ * `siblings` are the URLs of the subgraphs the saga calls (from config when not given).
+ */
+export function createOrdersService(
+  deps: SubgraphDeps,
+  { siblings = siblingUrlsFromConfig(deps.config) }: { siblings?: OrdersSiblings } = {},
+): Service {
+  const { config, db, logger, stream } = deps;
   const store = createOrderStore(db);
   const production = config.NODE_ENV === 'production';
+  const credentials = serviceCredentialsFor('orders', deps);
+  const relay = createOutboxRelay({ db, stream, logger });
+  const sagaStore = createSagaStore(db);
+  const abort = new AbortController();
+  const clientFor = (name: keyof OrdersSiblings) =>
+    createSubgraphClient({ name, url: siblings[name], credentials, signal: abort.signal });
+  const clients = {
+    users: clientFor('users'),
+    products: clientFor('products'),
+    payments: clientFor('payments'),
+  };
+  const runner = createSagaRunner({
+    store: {
+      ...sagaStore,
+      // Every transition may carry events: wake the relay up rather than wait for its poll.
+      apply: async (...args) => {
+        const order = await sagaStore.apply(...args);
+        relay.notify();
+        return order;
+      },
+      place: async (input) => {
+        const id = await sagaStore.place(input);
+        relay.notify();
+        return id;
+      },
+    },
+    clients,
+    logger,
+    abort,
+  });
+  const placeOrder = createPlaceOrder({
+    store: sagaStore,
+    runner,
+    products: clients.products,
+    waitMs: config.ORDER_SAGA_WAIT_MS,
+  });
 
   /** The demo admin's completed orders (lib/demo.ts), so the federated demo query has data. */
   async function seedDemoOrders() {
@@ -52,13 +110,23 @@ export function createOrdersService(deps: SubgraphDeps): Service {
   return createSubgraphService({
     name: 'orders',
     typeDefs,
-    resolvers: createOrdersResolvers({ store }),
+    resolvers: createOrdersResolvers({ store, placeOrder }),
     db,
     migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
-    credentials: serviceCredentialsFor('orders', deps),
+    extraMigrations: [outboxMigrations],
+    credentials,
     logger,
     production,
     seed: seedDemoOrders,
+    onStart: async () => {
+      relay.start();
+      await runner.resumeAll();
+    },
+    onStop: async () => {
+      // The runner first: its last transitions go to the outbox, which the relay then publishes.
+      await runner.stop();
+      await relay.stop();
+    },
     createContext: (caller) => createOrdersContext(store, caller),
   });
 }

@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import type { Database, Queryable } from '../../../../lib/db/createDatabase.ts';
+import { appendEvent } from '../../../../lib/outbox/appendEvent.ts';
+import type { OrderItemRecord, OrderRecord, SagaState, StepStatus } from '../store.ts';
+
+export const ORDER_EVENTS_TOPIC = 'order-events';
+
+export const SAGA_STEPS = ['VALIDATE_USER', 'RESERVE_STOCK', 'CHARGE_PAYMENT', 'CONFIRM_ORDER'] as const;
+export type SagaStepName = (typeof SAGA_STEPS)[number];
+
+export type OrderEventType =
+  | 'OrderPlaced'
+  | 'StockReserved'
+  | 'PaymentCaptured'
+  | 'PaymentFailed'
+  | 'PaymentRefunded'
+  | 'StockReleased'
+  | 'OrderConfirmed'
+  | 'OrderCancelled';
+
+/** What every order event carries (analytics and notifications read it), plus its own fields. */
+export interface OrderEventData {
+  orderId: string;
+  userId: string;
+  email: string | null;
+  items: OrderItemRecord[];
+  totalCents: number;
+  reason?: string;
+  paymentId?: string;
+  reservationId?: string;
+}
+
+/** Everything the saga needs to run or resume an order. */
+export interface SagaOrder {
+  id: string;
+  userId: string;
+  totalCents: number;
+  sagaState: SagaState;
+  failureReason: string | null;
+  paymentToken: string;
+  userEmail: string | null;
+  reservationId: string | null;
+  paymentId: string | null;
+  items: OrderItemRecord[];
+  steps: { name: SagaStepName; status: StepStatus; attempts: number }[];
+}
+
+interface SagaOrderRow {
+  id: string;
+  user_id: string;
+  total_cents: number;
+  saga_state: SagaState;
+  failure_reason: string | null;
+  payment_token: string | null;
+  user_email: string | null;
+  reservation_id: string | null;
+  payment_id: string | null;
+}
+
+export interface NewPlacedOrder {
+  userId: string;
+  items: readonly OrderItemRecord[];
+  paymentToken: string;
+  idempotencyKey: string | null;
+  fingerprint: string;
+}
+
+/** A change of one step: its status, and the timestamps and attempt count that go with it. */
+export interface StepChange {
+  name: SagaStepName;
+  status: StepStatus;
+  error?: string | null;
+}
+
+/** One transition of the saga: step changes, order changes and events, all in one transaction. */
+export interface Transition {
+  steps?: StepChange[];
+  order?: {
+    status?: OrderRecord['status'];
+    sagaState?: SagaState;
+    failureReason?: string;
+    userEmail?: string;
+    reservationId?: string;
+    paymentId?: string;
+  };
+  events?: { type: OrderEventType; extra?: Partial<OrderEventData> }[];
+}
+
+export function createSagaStore(db: Database) {
+  async function load(q: Queryable, orderId: string): Promise<SagaOrder | null> {
+    const [row] = await q.query<SagaOrderRow>('SELECT * FROM orders WHERE id = $1', [orderId]);
+    if (!row) return null;
+    const items = await q.query<{ product_id: string; quantity: number; unit_price_cents: number }>(
+      'SELECT * FROM order_items WHERE order_id = $1 ORDER BY position',
+      [orderId],
+    );
+    const steps = await q.query<{ name: SagaStepName; status: StepStatus; attempts: number }>(
+      'SELECT name, status, attempts FROM saga_steps WHERE order_id = $1 ORDER BY position',
+      [orderId],
+    );
+    return {
+      id: row.id,
+      userId: row.user_id,
+      totalCents: row.total_cents,
+      sagaState: row.saga_state,
+      failureReason: row.failure_reason,
+      paymentToken: row.payment_token ?? '',
+      userEmail: row.user_email,
+      reservationId: row.reservation_id,
+      paymentId: row.payment_id,
+      items: items.map((item) => ({
+        productId: item.product_id,
+        quantity: item.quantity,
+        unitPriceCents: item.unit_price_cents,
+      })),
+      steps,
+    };
+  }
+
+  async function emit(
+    tx: Queryable,
+    order: SagaOrder,
+    type: OrderEventType,
+    extra: Partial<OrderEventData> = {},
+  ) {
+    const [row] = await tx.query<{ event_version: number }>(
+      'UPDATE orders SET event_version = event_version + 1 WHERE id = $1 RETURNING event_version',
+      [order.id],
+    );
+    await appendEvent<OrderEventData>(tx, {
+      topic: ORDER_EVENTS_TOPIC,
+      eventType: type,
+      aggregateId: order.id,
+      version: row!.event_version,
+      data: {
+        orderId: order.id,
+        userId: order.userId,
+        email: order.userEmail,
+        items: order.items,
+        totalCents: order.totalCents,
+        ...extra,
+      },
+    });
+  }
+
+  return {
+    load: (orderId: string) => load(db, orderId),
+
+    /** The order, its items, its PENDING steps and OrderPlaced, in one transaction. */
+    async place(input: NewPlacedOrder): Promise<string> {
+      const id = randomUUID();
+      const totalCents = input.items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0);
+      await db.transaction(async (tx) => {
+        await tx.query(
+          `INSERT INTO orders (id, user_id, status, total_cents, saga_state, idempotency_key,
+                               request_fingerprint, payment_token)
+           VALUES ($1, $2, 'PENDING', $3, 'RUNNING', $4, $5, $6)`,
+          [id, input.userId, totalCents, input.idempotencyKey, input.fingerprint, input.paymentToken],
+        );
+        for (const [position, item] of input.items.entries()) {
+          await tx.query(
+            `INSERT INTO order_items (order_id, position, product_id, quantity, unit_price_cents)
+             VALUES ($1, $2, $3, $4, $5)`,
+            [id, position, item.productId, item.quantity, item.unitPriceCents],
+          );
+        }
+        for (const [position, name] of SAGA_STEPS.entries()) {
+          await tx.query(
+            `INSERT INTO saga_steps (order_id, position, name, status) VALUES ($1, $2, $3, 'PENDING')`,
+            [id, position, name],
+          );
+        }
+        const order = await load(tx, id);
+        await emit(tx, order!, 'OrderPlaced');
+      });
+      return id;
+    },
+
+    /** The order a user placed with an idempotency key, and the fingerprint of that request. */
+    async findByIdempotencyKey(userId: string, key: string) {
+      const [row] = await db.query<{ id: string; request_fingerprint: string | null }>(
+        'SELECT id, request_fingerprint FROM orders WHERE user_id = $1 AND idempotency_key = $2',
+        [userId, key],
+      );
+      return row ? { id: row.id, fingerprint: row.request_fingerprint } : null;
+    },
+
+    /** Orders whose saga was in flight when the service last stopped. */
+    async inFlight(): Promise<string[]> {
+      const rows = await db.query<{ id: string }>(
+        `SELECT id FROM orders WHERE saga_state IN ('RUNNING', 'COMPENSATING') ORDER BY seq`,
+      );
+      return rows.map((row) => row.id);
+    },
+
+    /** Applies one transition atomically and returns the order as it now stands. */
+    async apply(orderId: string, transition: Transition): Promise<SagaOrder> {
+      return db.transaction(async (tx) => {
+        for (const step of transition.steps ?? []) {
+          await tx.query(
+            `UPDATE saga_steps SET
+               status = $3,
+               attempts = attempts + CASE WHEN $3 = 'RUNNING' THEN 1 ELSE 0 END,
+               error = CASE WHEN $3 = 'RUNNING' THEN NULL ELSE COALESCE($4, error) END,
+               started_at = CASE WHEN $3 = 'RUNNING' THEN now() ELSE started_at END,
+               finished_at = CASE WHEN $3 IN ('RUNNING', 'PENDING', 'SKIPPED') THEN NULL ELSE now() END
+             WHERE order_id = $1 AND name = $2`,
+            [orderId, step.name, step.status, step.error ?? null],
+          );
+        }
+        const change = transition.order ?? {};
+        await tx.query(
+          `UPDATE orders SET
+             status = COALESCE($2, status),
+             saga_state = COALESCE($3, saga_state),
+             failure_reason = COALESCE($4, failure_reason),
+             user_email = COALESCE($5, user_email),
+             reservation_id = COALESCE($6, reservation_id),
+             payment_id = COALESCE($7, payment_id),
+             updated_at = now()
+           WHERE id = $1`,
+          [
+            orderId,
+            change.status ?? null,
+            change.sagaState ?? null,
+            change.failureReason ?? null,
+            change.userEmail ?? null,
+            change.reservationId ?? null,
+            change.paymentId ?? null,
+          ],
+        );
+        const order = (await load(tx, orderId))!;
+        for (const event of transition.events ?? []) await emit(tx, order, event.type, event.extra);
+        return order;
+      });
+    },
+  };
+}
+export type SagaStore = ReturnType<typeof createSagaStore>;

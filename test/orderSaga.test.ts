@@ -1,0 +1,366 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventEnvelope } from '../lib/messaging/envelope.ts';
+import { createOrderStore } from '../subgraphs/orders/src/store.ts';
+import { ADMIN, createProduct, expectCode, logIn, signUp } from './support/fixtures.ts';
+import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+
+interface Order {
+  id: string;
+  status: string;
+  failureReason: string | null;
+  totalCents: number;
+  items: { product: { id: string; available: number }; quantity: number; unitPriceCents: number }[];
+  saga: { state: string; steps: { name: string; status: string; attempts: number; error: string | null }[] };
+  payment: { status: string; attempts: number; refundedCents: number } | null;
+}
+
+const ORDER_FIELDS = `id status failureReason totalCents
+  items { product { id available } quantity unitPriceCents }
+  saga { state steps { name status attempts error } }
+  payment { status attempts refundedCents }`;
+const PLACE = `mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { ${ORDER_FIELDS} } }`;
+const ORDER = `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
+const PRODUCT = 'query($id: ID!) { product(id: $id) { available stock } }';
+
+let system: TestSystem;
+let adminToken: string;
+let customer: { token: string; id: string; email: string };
+const orderEvents: EventEnvelope[] = [];
+
+beforeAll(async () => {
+  system = await startTestSystem();
+  adminToken = await logIn(system, ADMIN.email, ADMIN.password);
+  customer = await signUp(system, 'Buyer');
+  await system.stream.subscribe({
+    groupId: `order-events-reader-${randomUUID()}`,
+    topics: ['order-events'],
+    handle: async (message) => {
+      orderEvents.push(JSON.parse(message.value) as EventEnvelope);
+    },
+  });
+}, 60_000);
+afterAll(() => system?.stop());
+
+async function placeOrder(
+  input: { items: { productId: string; quantity: number }[]; paymentToken: string; idempotencyKey?: string },
+  token = customer.token,
+) {
+  return system.graphql<{ placeOrder: Order }>(PLACE, { input }, token);
+}
+
+async function orderById(id: string, token = customer.token): Promise<Order> {
+  const response = await system.graphql<{ order: Order }>(ORDER, { id }, token);
+  expect(response.errors).toBeUndefined();
+  return response.data!.order;
+}
+
+async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met; last value ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Places an order and polls it until its saga ends (tok_timeout outlasts ORDER_SAGA_WAIT_MS). */
+async function placeAndSettle(productId: string, paymentToken: string, quantity = 2): Promise<Order> {
+  const response = await placeOrder({ items: [{ productId, quantity }], paymentToken });
+  expect(response.errors).toBeUndefined();
+  return eventually(
+    () => orderById(response.data!.placeOrder.id),
+    (order) => order.status !== 'PENDING',
+  );
+}
+
+async function availableOf(productId: string): Promise<number> {
+  const response = await system.graphql<{ product: { available: number } }>(PRODUCT, { id: productId });
+  return response.data!.product.available;
+}
+
+const stepStatuses = (order: Order) => Object.fromEntries(order.saga.steps.map((s) => [s.name, s.status]));
+
+describe('placeOrder: the payment tokens of API.md', () => {
+  it('tok_visa: CONFIRMED, payment CAPTURED after 1 attempt, stock sold', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_000 });
+    const response = await placeOrder({
+      items: [{ productId: product.id, quantity: 3 }],
+      paymentToken: 'tok_visa',
+    });
+    expect(response.errors).toBeUndefined();
+    const order = response.data!.placeOrder; // within ORDER_SAGA_WAIT_MS: already final
+    expect(order).toMatchObject({ status: 'CONFIRMED', failureReason: null, totalCents: 3_000 });
+    expect(order.items[0]).toMatchObject({ quantity: 3, unitPriceCents: 1_000 });
+    expect(order.payment).toMatchObject({ status: 'CAPTURED', attempts: 1 });
+    expect(order.saga.state).toBe('COMPLETED');
+    expect(order.saga.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
+      ['VALIDATE_USER', 'SUCCEEDED', 1],
+      ['RESERVE_STOCK', 'SUCCEEDED', 1],
+      ['CHARGE_PAYMENT', 'SUCCEEDED', 1],
+      ['CONFIRM_ORDER', 'SUCCEEDED', 1],
+    ]);
+    expect(await availableOf(product.id)).toBe(7);
+  });
+
+  it.each([
+    ['tok_declined', 'declined', 'DECLINED'],
+    ['tok_insufficient_funds', 'insufficient funds', 'DECLINED'],
+  ])('%s: CANCELLED (reason mentions %s), stock released', async (token, reason, paymentStatus) => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const order = await placeAndSettle(product.id, token);
+    expect(order.status).toBe('CANCELLED');
+    expect(order.failureReason).toContain(reason);
+    expect(order.payment).toMatchObject({ status: paymentStatus, attempts: 1 });
+    expect(order.saga.state).toBe('COMPENSATED');
+    expect(stepStatuses(order)).toEqual({
+      VALIDATE_USER: 'SUCCEEDED',
+      RESERVE_STOCK: 'COMPENSATED',
+      CHARGE_PAYMENT: 'FAILED',
+      CONFIRM_ORDER: 'SKIPPED',
+    });
+    expect(await availableOf(product.id)).toBe(10);
+  });
+
+  it('tok_flaky: CONFIRMED after 3 payment attempts', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const order = await placeAndSettle(product.id, 'tok_flaky');
+    expect(order.status).toBe('CONFIRMED');
+    expect(order.payment).toMatchObject({ status: 'CAPTURED', attempts: 3 });
+    expect(await availableOf(product.id)).toBe(8);
+  });
+
+  it('tok_timeout: CANCELLED after the retries, reason mentions timeout, nothing captured', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const order = await placeAndSettle(product.id, 'tok_timeout');
+    expect(order.status).toBe('CANCELLED');
+    expect(order.failureReason).toContain('timeout');
+    expect(order.payment?.status).not.toBe('CAPTURED');
+    expect(order.payment?.attempts).toBe(3);
+    expect(order.saga.state).toBe('COMPENSATED');
+    expect(await availableOf(product.id)).toBe(10);
+  }, 40_000);
+
+  it('tok_timeout_captured: CONFIRMED with exactly one capture', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const order = await placeAndSettle(product.id, 'tok_timeout_captured');
+    expect(order.status).toBe('CONFIRMED');
+    expect(order.payment).toMatchObject({ status: 'CAPTURED', refundedCents: 0 });
+    expect(await availableOf(product.id)).toBe(8);
+  }, 40_000);
+
+  it('insufficient stock: CANCELLED, reason mentions stock, nothing charged', async () => {
+    const product = await createProduct(system, adminToken, { stock: 1 });
+    const order = await placeAndSettle(product.id, 'tok_visa', 5);
+    expect(order.status).toBe('CANCELLED');
+    expect(order.failureReason).toMatch(/stock/i);
+    expect(order.payment).toBeNull();
+    expect(stepStatuses(order)).toEqual({
+      VALIDATE_USER: 'SUCCEEDED',
+      RESERVE_STOCK: 'FAILED',
+      CHARGE_PAYMENT: 'SKIPPED',
+      CONFIRM_ORDER: 'SKIPPED',
+    });
+    expect(await availableOf(product.id)).toBe(1);
+  });
+});
+
+describe('placeOrder: validation', () => {
+  async function ordersOfCustomer(token: string): Promise<number> {
+    const response = await system.graphql<{ me: { orders: { edges: unknown[] } } }>(
+      '{ me { orders(first: 100) { edges { cursor } } } }',
+      {},
+      token,
+    );
+    return response.data!.me.orders.edges.length;
+  }
+
+  it('needs a signed-in user', async () => {
+    const product = await createProduct(system, adminToken);
+    const response = await system.graphql(PLACE, {
+      input: { items: [{ productId: product.id, quantity: 1 }], paymentToken: 'tok_visa' },
+    });
+    expectCode(response, 'UNAUTHENTICATED');
+  });
+
+  it('empty items, quantity < 1 and unknown products are BAD_USER_INPUT and create no order', async () => {
+    const user = await signUp(system, 'Invalid');
+    const product = await createProduct(system, adminToken);
+    for (const items of [
+      [],
+      [{ productId: product.id, quantity: 0 }],
+      [{ productId: randomUUID(), quantity: 1 }],
+      [{ productId: 'not-a-uuid', quantity: 1 }],
+    ]) {
+      const response = await placeOrder({ items, paymentToken: 'tok_visa' }, user.token);
+      expectCode(response, 'BAD_USER_INPUT');
+    }
+    expect(await ordersOfCustomer(user.token)).toBe(0);
+  });
+});
+
+describe('placeOrder: idempotency', () => {
+  it('the same key twice (and racing) is one order, charged once', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const input = {
+      items: [{ productId: product.id, quantity: 1 }],
+      paymentToken: 'tok_visa',
+      idempotencyKey: randomUUID(),
+    };
+    const responses = await Promise.all([placeOrder(input), placeOrder(input), placeOrder(input)]);
+    const ids = new Set(responses.map((r) => r.data?.placeOrder.id));
+    expect(ids.size).toBe(1);
+    const again = await placeOrder(input);
+    expect(again.data!.placeOrder).toMatchObject({ id: [...ids][0], status: 'CONFIRMED' });
+    expect(await availableOf(product.id)).toBe(9);
+  });
+
+  it("another user's identical key is an independent order", async () => {
+    const other = await signUp(system, 'Other');
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const input = {
+      items: [{ productId: product.id, quantity: 1 }],
+      paymentToken: 'tok_visa',
+      idempotencyKey: 'shared-key',
+    };
+    const mine = await placeOrder(input);
+    const theirs = await placeOrder(input, other.token);
+    expect(mine.data!.placeOrder.id).not.toBe(theirs.data!.placeOrder.id);
+    expect(await availableOf(product.id)).toBe(8);
+  });
+
+  it('the same key with other items or another token is IDEMPOTENCY_CONFLICT', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const key = randomUUID();
+    const first = await placeOrder({
+      items: [{ productId: product.id, quantity: 1 }],
+      paymentToken: 'tok_visa',
+      idempotencyKey: key,
+    });
+    expect(first.errors).toBeUndefined();
+    expectCode(
+      await placeOrder({
+        items: [{ productId: product.id, quantity: 2 }],
+        paymentToken: 'tok_visa',
+        idempotencyKey: key,
+      }),
+      'IDEMPOTENCY_CONFLICT',
+    );
+    expectCode(
+      await placeOrder({
+        items: [{ productId: product.id, quantity: 1 }],
+        paymentToken: 'tok_flaky',
+        idempotencyKey: key,
+      }),
+      'IDEMPOTENCY_CONFLICT',
+    );
+  });
+});
+
+describe('placeOrder: events and notifications', () => {
+  it('publishes OrderPlaced..OrderConfirmed on order-events, in order, and notifies the customer', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 700 });
+    const order = await placeAndSettle(product.id, 'tok_visa', 2);
+    const events = await eventually(
+      async () => orderEvents.filter((e) => e.aggregateId === order.id),
+      (list) => list.some((e) => e.eventType === 'OrderConfirmed'),
+    );
+    expect(events.map((e) => e.eventType)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentCaptured',
+      'OrderConfirmed',
+    ]);
+    expect(events.map((e) => e.version)).toEqual([1, 2, 3, 4]);
+    expect(events[3]!.data).toMatchObject({
+      orderId: order.id,
+      userId: customer.id,
+      totalCents: 1_400,
+      items: [{ productId: product.id, quantity: 2, unitPriceCents: 700 }],
+    });
+    const notifications = await eventually(
+      async () =>
+        (
+          await system.graphql<{ me: { notifications: { kind: string }[] } }>(
+            '{ me { notifications { kind } } }',
+            {},
+            customer.token,
+          )
+        ).data!.me.notifications,
+      (list) => list.some((n) => n.kind === 'ORDER_CONFIRMED'),
+    );
+    expect(notifications.some((n) => n.kind === 'ORDER_CONFIRMED')).toBe(true);
+  });
+});
+
+describe('placeOrder: durability', () => {
+  it('a saga interrupted mid-step resumes when the orders service restarts', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 500 });
+    const at = new Date();
+    const store = createOrderStore(system.subgraphs.orders.db);
+    const interrupted = async (paymentToken: string) => {
+      const order = await store.create({
+        userId: customer.id,
+        status: 'PENDING',
+        sagaState: 'RUNNING',
+        items: [{ productId: product.id, quantity: 2, unitPriceCents: 500 }],
+        steps: [
+          {
+            name: 'VALIDATE_USER',
+            status: 'SUCCEEDED',
+            attempts: 1,
+            error: null,
+            startedAt: at,
+            finishedAt: at,
+          },
+          {
+            name: 'RESERVE_STOCK',
+            status: 'RUNNING',
+            attempts: 1,
+            error: null,
+            startedAt: at,
+            finishedAt: null,
+          },
+          {
+            name: 'CHARGE_PAYMENT',
+            status: 'PENDING',
+            attempts: 0,
+            error: null,
+            startedAt: null,
+            finishedAt: null,
+          },
+          {
+            name: 'CONFIRM_ORDER',
+            status: 'PENDING',
+            attempts: 0,
+            error: null,
+            startedAt: null,
+            finishedAt: null,
+          },
+        ],
+      });
+      await system.subgraphs.orders.db.query(
+        'UPDATE orders SET payment_token = $2, user_email = $3 WHERE id = $1',
+        [order.id, paymentToken, customer.email],
+      );
+      return order.id;
+    };
+    const confirmed = await interrupted('tok_visa');
+    const declined = await interrupted('tok_declined');
+    await system.restart('orders');
+    const [a, b] = await Promise.all(
+      [confirmed, declined].map((id) =>
+        eventually(
+          () => orderById(id),
+          (o) => o.status !== 'PENDING',
+        ),
+      ),
+    );
+    expect(a).toMatchObject({ status: 'CONFIRMED', saga: { state: 'COMPLETED' } });
+    expect(a!.saga.steps.find((s) => s.name === 'RESERVE_STOCK')?.attempts).toBe(2);
+    expect(b).toMatchObject({ status: 'CANCELLED', saga: { state: 'COMPENSATED' } });
+    expect(b!.failureReason).toContain('declined');
+    expect(await availableOf(product.id)).toBe(8);
+  });
+});
