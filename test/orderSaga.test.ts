@@ -292,6 +292,34 @@ describe('placeOrder: events and notifications', () => {
     );
     expect(notifications.some((n) => n.kind === 'ORDER_CONFIRMED')).toBe(true);
   });
+  it('a declined order publishes its compensation and notifies ORDER_CANCELLED', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10 });
+    const order = await placeAndSettle(product.id, 'tok_declined', 1);
+    const events = await eventually(
+      async () => orderEvents.filter((e) => e.aggregateId === order.id),
+      (list) => list.some((e) => e.eventType === 'OrderCancelled'),
+    );
+    expect(events.map((e) => e.eventType)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentFailed',
+      'StockReleased',
+      'OrderCancelled',
+    ]);
+    expect(events.map((e) => e.version)).toEqual([1, 2, 3, 4, 5]);
+    expect((events[4]!.data as { reason: string }).reason).toContain('declined');
+    await eventually(
+      async () =>
+        (
+          await system.graphql<{ me: { notifications: { kind: string }[] } }>(
+            '{ me { notifications(first: 100) { kind } } }',
+            {},
+            customer.token,
+          )
+        ).data!.me.notifications,
+      (list) => list.some((n) => n.kind === 'ORDER_CANCELLED'),
+    );
+  });
 });
 
 describe('placeOrder: durability', () => {
