@@ -10,6 +10,7 @@ import { SUBGRAPH_NAMES } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ADMIN, logIn } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { eventually } from './support/eventually.ts';
 
 let system: TestSystem;
 let supergraphPath: string;
@@ -23,19 +24,6 @@ beforeAll(async () => {
 afterAll(() => system?.stop());
 
 const root = () => system.gatewayUrl.replace(/\/graphql$/, '');
-
-async function eventually<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('gateway endpoints', () => {
   it('GET /health answers while the process lives', async () => {
@@ -125,7 +113,7 @@ describe('supergraph hot reload', () => {
     const smaller = composeServices(services);
     expect(smaller.errors).toBeUndefined();
     await writeFile(supergraphPath, smaller.supergraphSdl!);
-    expect(await eventually(hasPaymentType, (has) => !has)).toBe(false);
+    expect(await eventually(hasPaymentType, (has) => !has, { timeoutMs: 10_000 })).toBe(false);
 
     // A file that does not parse is rejected and the current supergraph keeps serving.
     await writeFile(supergraphPath, 'this is not a supergraph {');
@@ -134,7 +122,7 @@ describe('supergraph hot reload', () => {
     expect(products.errors).toBeUndefined();
 
     await writeFile(supergraphPath, original);
-    expect(await eventually(hasPaymentType, (has) => has)).toBe(true);
+    expect(await eventually(hasPaymentType, (has) => has, { timeoutMs: 10_000 })).toBe(true);
     // Routing URLs in the file are still overridden: queries reach the running subgraphs.
     const me = await system.graphql('{ products(first: 1) { edges { node { name } } } }');
     expect(me.errors).toBeUndefined();

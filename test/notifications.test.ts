@@ -6,6 +6,7 @@ import type { Mailer, Email } from '../subgraphs/notifications/src/mailer.ts';
 import { emailTopology } from '../subgraphs/notifications/src/notificationWorker.ts';
 import { signUp } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { eventually } from './support/eventually.ts';
 
 /** The SMTP server stands outside the system: a fake that records, and refuses "poison" addresses. */
 function fakeMailer() {
@@ -50,16 +51,6 @@ async function notificationsOf(token: string): Promise<Notification[]> {
   );
   expect(response.errors).toBeUndefined();
   return response.data!.me.notifications;
-}
-
-async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('notifications', () => {

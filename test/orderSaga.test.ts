@@ -4,6 +4,7 @@ import type { EventEnvelope } from '../lib/messaging/envelope.ts';
 import { createOrderStore } from '../subgraphs/orders/src/store.ts';
 import { ADMIN, createProduct, expectCode, logIn, signUp } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { eventually as eventuallyWithin } from './support/eventually.ts';
 
 interface Order {
   id: string;
@@ -22,6 +23,10 @@ const ORDER_FIELDS = `id status failureReason totalCents
 const PLACE = `mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { ${ORDER_FIELDS} } }`;
 const ORDER = `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
 const PRODUCT = 'query($id: ID!) { product(id: $id) { available stock } }';
+
+// Sagas with tok_timeout settle after ~10 s: this file keeps a 30 s bound.
+const eventually = <T>(probe: () => Promise<T>, accept: (value: T) => boolean) =>
+  eventuallyWithin(probe, accept, { timeoutMs: 30_000, intervalMs: 100 });
 
 let system: TestSystem;
 let adminToken: string;
@@ -53,16 +58,6 @@ async function orderById(id: string, token = customer.token): Promise<Order> {
   const response = await system.graphql<{ order: Order }>(ORDER, { id }, token);
   expect(response.errors).toBeUndefined();
   return response.data!.order;
-}
-
-async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Places an order and polls it until its saga ends (tok_timeout outlasts ORDER_SAGA_WAIT_MS). */
