@@ -1,6 +1,14 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
 
+// Node resolves `graphql` to its CommonJS build (the package has no `exports` map), and so do
+// the Apollo packages; Vite would pick the `module` (.mjs) build for our own files. Two copies
+// of graphql cannot share a schema ("Cannot use GraphQLSchema from another module"), so tests
+// load the one Node loads in production.
+const graphqlCommonJs = createRequire(import.meta.url).resolve('graphql');
+
 export default defineConfig({
+  resolve: { alias: [{ find: /^graphql$/, replacement: graphqlCommonJs }] },
   test: {
     include: ['**/*.test.ts'],
     exclude: ['node_modules/**', '.data/**'],

@@ -92,6 +92,16 @@ export const configSchema = z
     ORDER_SAGA_WAIT_MS: z.coerce.number().int().min(0).default(5_000),
     /** How long /ready waits for each subgraph before calling it down. */
     READY_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
+    /** A graphql-ws client must send connection_init within this, or the socket closes (4408). */
+    SUBSCRIPTION_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().positive().default(3_000),
+    /** Active subscriptions one WebSocket may hold; more are refused with RATE_LIMITED. */
+    SUBSCRIPTION_MAX_PER_CONNECTION: z.coerce.number().int().positive().default(25),
+    /** Bytes of events waiting for one slow client before it is disconnected (memory stays bounded). */
+    SUBSCRIPTION_SEND_BUFFER_BYTES: z.coerce.number().int().positive().default(1_048_576),
+    /** Resubscriptions to a subgraph whose socket dropped before clients are told it is unavailable. */
+    SUBSCRIPTION_UPSTREAM_RETRY_ATTEMPTS: z.coerce.number().int().min(0).default(8),
+    /** First pause before resubscribing to a subgraph; doubles per attempt (with jitter), capped at 10 s. */
+    SUBSCRIPTION_UPSTREAM_RETRY_DELAY_MS: z.coerce.number().int().positive().default(250),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== 'production') return;

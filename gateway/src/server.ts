@@ -19,6 +19,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
 import { checkSubgraphs } from './health/checkSubgraphs.ts';
 import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
+import { attachSubscriptions } from './subscriptions/attachSubscriptions.ts';
 import { createSupergraphManager, type SubgraphEndpoint } from './supergraph/createSupergraphManager.ts';
 
 export interface GatewayDeps {
@@ -64,6 +65,18 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   const app = express();
   app.disable('x-powered-by');
   const httpServer = createServer(app);
+  // Subscriptions over WebSocket and SSE at the same URL: the subscription bridge (./subscriptions).
+  const subscriptions = attachSubscriptions({
+    httpServer,
+    app,
+    gateway,
+    config,
+    logger,
+    secrets,
+    routed,
+    http,
+  });
+  resources.defer(() => subscriptions.stop());
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: !production,
@@ -72,6 +85,7 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
     logger,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      subscriptions.plugin,
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),

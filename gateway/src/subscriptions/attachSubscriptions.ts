@@ -1,0 +1,295 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ApolloGateway } from '@apollo/gateway';
+import type { ApolloServerPlugin } from '@apollo/server';
+import express, { type Express, type Request as ExpressRequest } from 'express';
+import type { GraphQLError } from 'graphql';
+import { createHandler as createSseHandler, type Response as SseResponse } from 'graphql-sse';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Secrets } from '../../../lib/auth/resolveSecrets.ts';
+import {
+  createServiceCredentials,
+  createUserTokens,
+  InvalidTokenError,
+  type Viewer,
+} from '../../../lib/auth/tokens.ts';
+import type { Config } from '../../../lib/config.ts';
+import { appError, ErrorCode } from '../../../lib/errors.ts';
+import type { Logger } from '../../../lib/logger.ts';
+import { SubgraphDataSource, type Fetcher } from '../subgraphs/createSubgraphDataSource.ts';
+import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
+import { createSharedSubscriptions } from './createSharedSubscriptions.ts';
+import { createSubgraphSockets } from './createSubgraphSockets.ts';
+import { createSubscriptionBridge } from './createSubscriptionBridge.ts';
+import { createSubscriptionPlanner } from './createSubscriptionPlanner.ts';
+
+const PATHS = new Set(['/', '/graphql']);
+const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
+/** A client too slow to read its events (its send buffer is full). */
+const SLOW_CONSUMER_CLOSE_CODE = 1008;
+
+interface Identity {
+  viewer: Viewer | null;
+  expiresAt: number | undefined;
+}
+
+interface SubscriptionContext {
+  identity: Identity;
+  socket: WebSocket;
+}
+
+/**
+ * Serves subscriptions at the gateway's GraphQL URL: GraphQL over WebSocket (graphql-ws,
+ * subprotocol graphql-transport-ws) on upgrade, and GraphQL over Server-Sent Events
+ * (graphql-sse, distinct connections) for requests that accept text/event-stream. Both run
+ * through the subscription bridge (createSubscriptionBridge.ts).
+ *
+ * Returns an Apollo Server plugin that closes WebSockets (1001) and event streams when the
+ * server drains, and `stop` for a gateway that never started. Both are idempotent.
+ */
+export function attachSubscriptions({
+  httpServer,
+  app,
+  gateway,
+  config,
+  logger,
+  secrets,
+  routed,
+  http,
+}: {
+  httpServer: Server;
+  app: Express;
+  gateway: ApolloGateway;
+  config: Config;
+  logger: Logger;
+  secrets: Secrets;
+  /** Applies the gateway's routing overrides (tests on port 0, SUBGRAPH_<NAME>_URL). */
+  routed: (endpoint: SubgraphEndpoint) => SubgraphEndpoint;
+  /** The gateway's pooled HTTP client for subgraphs, used for the entity fetches of each event. */
+  http: { fetcher: Fetcher };
+}) {
+  const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
+  const credentials = createServiceCredentials({
+    secret: secrets.serviceSecret,
+    ttlSeconds: config.SERVICE_CREDENTIAL_TTL_SECONDS,
+    service: 'gateway',
+  });
+  const planner = createSubscriptionPlanner({
+    gateway,
+    route: routed,
+    createDataSource: ({ name, url }) => new SubgraphDataSource({ name, url, fetcher: http.fetcher }),
+  });
+  const sockets = createSubgraphSockets({
+    credentials,
+    logger,
+    retryAttempts: config.SUBSCRIPTION_UPSTREAM_RETRY_ATTEMPTS,
+    retryDelayMs: config.SUBSCRIPTION_UPSTREAM_RETRY_DELAY_MS,
+  });
+  const shared = createSharedSubscriptions({ sockets, credentials, logger });
+  const bridge = createSubscriptionBridge({
+    planner,
+    shared,
+    maxBufferedBytes: config.SUBSCRIPTION_SEND_BUFFER_BYTES,
+    logger,
+  });
+
+  /** undefined: no credentials (anonymous); throws InvalidTokenError for a bad or expired token. */
+  const authenticate = async (authorization: unknown): Promise<Identity> => {
+    if (authorization === undefined || authorization === null || authorization === '') {
+      return { viewer: null, expiresAt: undefined };
+    }
+    const match = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+    if (!match?.[1]) throw new InvalidTokenError('authorization must be "Bearer <token>"');
+    const { id, role, expiresAt } = await userTokens.verify(match[1]);
+    return { viewer: { id, role }, expiresAt };
+  };
+
+  // --- GraphQL over WebSocket ---------------------------------------------------------------
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();
+  const wsCleanup = useServer<Record<string, unknown> | undefined>(
+    {
+      connectionInitWaitTimeout: config.SUBSCRIPTION_CONNECTION_INIT_TIMEOUT_MS,
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        let identity: Identity;
+        try {
+          identity = await authenticate(params['authorization'] ?? params['Authorization']);
+        } catch (error) {
+          if (error instanceof InvalidTokenError) {
+            ctx.extra.socket.close(CloseCode.Forbidden, error.expired ? 'Token expired' : 'Invalid token');
+            return false;
+          }
+          throw error;
+        }
+        const entry: Identity & { expiry?: NodeJS.Timeout } = { ...identity };
+        if (identity.expiresAt !== undefined) {
+          // The connection's identity ends with its token: the client reconnects with a new one.
+          entry.expiry = setTimeout(
+            () => ctx.extra.socket.close(CloseCode.Forbidden, 'Token expired'),
+            Math.min(2 ** 31 - 1, Math.max(0, identity.expiresAt - Date.now())),
+          );
+        }
+        identities.set(ctx, entry);
+        return true;
+      },
+      onClose: (ctx) => clearTimeout(identities.get(ctx)?.expiry),
+      onSubscribe: (ctx, _id, payload) => {
+        const identity = identities.get(ctx) ?? { viewer: null, expiresAt: undefined };
+        // The new subscription already counts among ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > config.SUBSCRIPTION_MAX_PER_CONNECTION) {
+          return [
+            appError(
+              ErrorCode.RATE_LIMITED,
+              `Too many subscriptions on one connection (at most ${config.SUBSCRIPTION_MAX_PER_CONNECTION}).`,
+            ),
+          ];
+        }
+        const prepared = bridge.prepare(payload);
+        if (Array.isArray(prepared)) return prepared;
+        const schema = planner.schema();
+        if (!schema) return [appError(ErrorCode.SERVICE_UNAVAILABLE, 'The gateway is starting.')];
+        const contextValue: SubscriptionContext = { identity, socket: ctx.extra.socket };
+        return {
+          schema,
+          document: prepared.document,
+          operationName: prepared.operationName ?? null,
+          variableValues: prepared.variables,
+          contextValue,
+        };
+      },
+      subscribe: (args) => {
+        const { identity, socket } = args.contextValue as SubscriptionContext;
+        return bridge.subscribe({
+          document: args.document,
+          operationName: args.operationName ?? undefined,
+          variables: args.variableValues ?? {},
+          viewer: identity.viewer,
+          transportBytes: () => socket.bufferedAmount,
+          onOverflow: () => {
+            logger.warn({ viewer: identity.viewer?.id }, 'subscriber too slow: disconnecting');
+            socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Send buffer full: reading too slowly');
+          },
+        });
+      },
+    },
+    wsServer,
+  );
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const { pathname } = new URL(request.url ?? '/', 'http://gateway');
+    if (!PATHS.has(pathname)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wsServer.handleUpgrade(request, socket, head, (ws) => wsServer.emit('connection', ws, request));
+  };
+  httpServer.on('upgrade', onUpgrade);
+
+  // --- GraphQL over Server-Sent Events ------------------------------------------------------
+  const openStreams = new Set<ServerResponse>();
+  const jsonError = (status: number, statusText: string, error: GraphQLError): SseResponse => [
+    JSON.stringify({ errors: [error.toJSON()] }),
+    { status, statusText, headers: { 'content-type': 'application/json; charset=utf-8' } },
+  ];
+  const sse = createSseHandler<ExpressRequest, { res: ServerResponse; identity?: Identity }>({
+    // Distinct connections mode only: one event stream per operation, no stream reservations.
+    authenticate: async (req) => {
+      try {
+        req.context.identity = await authenticate(req.headers.get('authorization'));
+        return null;
+      } catch (error) {
+        if (!(error instanceof InvalidTokenError)) throw error;
+        return jsonError(
+          401,
+          'Unauthorized',
+          appError(
+            ErrorCode.UNAUTHENTICATED,
+            error.expired ? 'Your token has expired: log in again.' : 'Invalid token.',
+          ),
+        );
+      }
+    },
+    onSubscribe: (req, params) => {
+      const prepared = bridge.prepare(params);
+      if (Array.isArray(prepared)) return { errors: prepared };
+      const identity = req.context.identity ?? { viewer: null, expiresAt: undefined };
+      const res = req.context.res;
+      return bridge.subscribe({
+        ...prepared,
+        viewer: identity.viewer,
+        expiresAt: identity.expiresAt,
+        transportBytes: () => res.writableLength,
+        onOverflow: () => res.destroy(),
+      });
+    },
+  });
+  const parseJson = express.json({ limit: MAX_MESSAGE_BYTES });
+  app.all([...PATHS], (req, res, next) => {
+    if (!req.headers.accept?.includes('text/event-stream')) return next();
+    // graphql-sse recognises only the exact media type.
+    req.headers.accept = 'text/event-stream';
+    parseJson(req, res, (error?: unknown) => {
+      if (error) return next(error);
+      serveEventStream(req, res).catch(next);
+    });
+  });
+
+  async function serveEventStream(req: ExpressRequest, res: ServerResponse) {
+    const [body, init] = await sse({
+      method: req.method,
+      url: req.url,
+      headers: {
+        get: (key) => {
+          const value = req.headers[key];
+          return Array.isArray(value) ? value.join('\n') : value;
+        },
+      },
+      body: () => (req.body as Record<string, unknown> | undefined) ?? null,
+      raw: req,
+      context: { res },
+    });
+    res.writeHead(init.status, init.statusText, init.headers);
+    if (!body || typeof body === 'string') {
+      res.end(body);
+      return;
+    }
+    openStreams.add(res);
+    res.once('close', () => {
+      openStreams.delete(res);
+      void body.return(undefined);
+    });
+    // Written without waiting for each flush, so the bound below is what limits memory: a
+    // client whose unsent bytes pass it is dropped.
+    for await (const chunk of body) {
+      if (!res.writable) break;
+      res.write(chunk);
+      if (res.writableLength > config.SUBSCRIPTION_SEND_BUFFER_BYTES) {
+        logger.warn('event-stream subscriber too slow: disconnecting');
+        res.destroy();
+        break;
+      }
+    }
+    res.end();
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      httpServer.off('upgrade', onUpgrade);
+      planner.stop();
+      for (const res of openStreams) res.end();
+      openStreams.clear();
+      await wsCleanup.dispose(); // closes every client socket with 1001 (going away)
+      shared.stop();
+      await sockets.stop();
+    })());
+
+  const plugin: ApolloServerPlugin = {
+    async serverWillStart() {
+      return { drainServer: stop };
+    },
+  };
+  return { plugin, stop, upstreamCount: () => shared.upstreamCount };
+}

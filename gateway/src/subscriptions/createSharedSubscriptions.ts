@@ -1,0 +1,156 @@
+import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import type { ServiceCredentials, Viewer } from '../../../lib/auth/tokens.ts';
+import { ErrorCode } from '../../../lib/errors.ts';
+import type { Logger } from '../../../lib/logger.ts';
+import type { GatewayContext } from '../auth/createGatewayContext.ts';
+import type { SubscriptionPlan } from './createSubscriptionPlanner.ts';
+import type { SubgraphSockets } from './createSubgraphSockets.ts';
+import type { Subscriber } from './createSubscriberQueue.ts';
+import { executeSubscriptionEvent } from './executeSubscriptionEvent.ts';
+
+export interface SharedSubscriptionRequest {
+  /** Identical subscriptions (same key) share one upstream subscription and one rest execution per event. */
+  key: string;
+  plan: SubscriptionPlan;
+  variables: Record<string, unknown>;
+  viewer: Viewer | null;
+}
+
+interface Stream {
+  subscribers: Set<Subscriber>;
+  stop: () => void;
+}
+
+const toGraphQLError = (error: GraphQLFormattedError) =>
+  new GraphQLError(error.message, {
+    ...(error.path ? { path: error.path } : {}),
+    ...(error.extensions ? { extensions: error.extensions } : {}),
+  });
+
+/**
+ * Fan-out of upstream subscriptions. The first client of a key opens the upstream
+ * subscription; later ones join it; when the last one leaves, the upstream is completed.
+ * Each event is turned into the client result once (rest plan included) and handed to every
+ * subscriber, in the order the subgraph sent the events.
+ */
+export function createSharedSubscriptions({
+  sockets,
+  credentials,
+  logger,
+}: {
+  sockets: SubgraphSockets;
+  credentials: ServiceCredentials;
+  logger: Logger;
+}) {
+  const streams = new Map<string, Stream>();
+
+  const open = ({ key, plan, variables, viewer }: SharedSubscriptionRequest): Stream => {
+    const subscribers = new Set<Subscriber>();
+    let chain: Promise<void> = Promise.resolve();
+    let ended = false;
+    const endAll = (final?: ExecutionResult) => {
+      ended = true;
+      if (streams.get(key) === stream) streams.delete(key);
+      for (const subscriber of subscribers) subscriber.end(final);
+      subscribers.clear();
+    };
+    const { primary } = plan;
+    const endpoint = plan.endpoints.get(primary.serviceName);
+    const upstreamVariables = Object.fromEntries(
+      (primary.variableUsages ?? [])
+        .filter((name) => name in variables)
+        .map((name) => [name, variables[name]]),
+    );
+    const stream: Stream = {
+      subscribers,
+      stop: () => {},
+    };
+    if (!endpoint) {
+      queueMicrotask(() =>
+        endAll({
+          errors: [
+            new GraphQLError(`The ${primary.serviceName} subgraph is not in the supergraph.`, {
+              extensions: { code: ErrorCode.SERVICE_UNAVAILABLE },
+            }),
+          ],
+        }),
+      );
+      return stream;
+    }
+    stream.stop = sockets.subscribe(
+      {
+        subgraph: primary.serviceName,
+        url: endpoint.url,
+        query: primary.operation,
+        operationName: primary.operationName,
+        variables: upstreamVariables,
+        viewer,
+      },
+      {
+        next: (event) => {
+          chain = chain.then(async () => {
+            if (ended) return;
+            let signed: Promise<string> | undefined;
+            const context: GatewayContext = {
+              viewer,
+              serviceCredential: () => (signed ??= credentials.sign(viewer)),
+            };
+            let result: ExecutionResult;
+            try {
+              result = await executeSubscriptionEvent({ plan, event, variables, context, logger });
+            } catch (error) {
+              logger.error({ err: error, subgraph: primary.serviceName }, 'subscription event failed');
+              result = {
+                data: null,
+                errors: [
+                  new GraphQLError('Internal server error', {
+                    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+                  }),
+                ],
+              };
+            }
+            const bytes = Buffer.byteLength(JSON.stringify(result));
+            for (const subscriber of subscribers) subscriber.deliver(result, bytes);
+          });
+        },
+        error: (errors) => {
+          chain = chain.then(() => endAll({ errors: errors.map(toGraphQLError) }));
+        },
+        complete: () => {
+          chain = chain.then(() => endAll());
+        },
+      },
+    );
+    return stream;
+  };
+
+  return {
+    /** Adds a subscriber to the stream of `request.key`; the returned function removes it. */
+    join(request: SharedSubscriptionRequest, subscriber: Subscriber): () => void {
+      let stream = streams.get(request.key);
+      if (!stream) {
+        stream = open(request);
+        streams.set(request.key, stream);
+      }
+      const joined = stream;
+      joined.subscribers.add(subscriber);
+      return () => {
+        if (!joined.subscribers.delete(subscriber)) return;
+        if (joined.subscribers.size > 0) return;
+        if (streams.get(request.key) === joined) streams.delete(request.key);
+        joined.stop();
+      };
+    },
+
+    /** Upstream subscriptions currently open (one per distinct key). */
+    get upstreamCount() {
+      return streams.size;
+    },
+
+    stop() {
+      for (const stream of streams.values()) stream.stop();
+      streams.clear();
+    },
+  };
+}
+export type SharedSubscriptions = ReturnType<typeof createSharedSubscriptions>;

@@ -1,0 +1,158 @@
+import {
+  getOperationAST,
+  getVariableValues,
+  GraphQLError,
+  OperationTypeNode,
+  parse,
+  print,
+  validate,
+  type DocumentNode,
+  type ExecutionResult,
+} from 'graphql';
+import type { Viewer } from '../../../lib/auth/tokens.ts';
+import { appError, ErrorCode, unauthenticated } from '../../../lib/errors.ts';
+import type { Logger } from '../../../lib/logger.ts';
+import type { SubscriptionPlanner } from './createSubscriptionPlanner.ts';
+import type { SharedSubscriptions } from './createSharedSubscriptions.ts';
+import { createSubscriberQueue } from './createSubscriberQueue.ts';
+
+export interface ClientOperation {
+  query: string;
+  operationName?: string | null | undefined;
+  variables?: Record<string, unknown> | null | undefined;
+}
+
+export interface SubscribeOptions {
+  document: DocumentNode;
+  operationName: string | undefined;
+  variables: Record<string, unknown>;
+  viewer: Viewer | null;
+  /** When the client's token expires (ms since epoch): the subscription then ends UNAUTHENTICATED. */
+  expiresAt?: number | undefined;
+  /** Bytes the client's transport has not sent yet. */
+  transportBytes: () => number;
+  /** The client reads too slowly: the transport drops it. */
+  onOverflow: () => void;
+}
+
+// setTimeout fires at once beyond this (about 24.8 days).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** JSON with sorted object keys, so `{a, b}` and `{b, a}` name the same subscription. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * The subscription bridge: what @apollo/gateway cannot do. A client's subscription is planned
+ * by @apollo/query-planner into a primary subscription (to the subgraph owning the root field)
+ * and a rest plan (entity fields of other subgraphs); the primary runs over graphql-ws, shared
+ * by identical subscriptions, and each event goes through the rest plan before it reaches the
+ * client. Transports (graphql-ws, graphql-sse) call `prepare` then `subscribe`.
+ */
+export function createSubscriptionBridge({
+  planner,
+  shared,
+  maxBufferedBytes,
+  logger,
+}: {
+  planner: SubscriptionPlanner;
+  shared: SharedSubscriptions;
+  maxBufferedBytes: number;
+  logger: Logger;
+}) {
+  return {
+    /** Parses and validates against the public schema; only subscriptions are served here. */
+    prepare(
+      operation: ClientOperation,
+    ):
+      | { document: DocumentNode; operationName: string | undefined; variables: Record<string, unknown> }
+      | GraphQLError[] {
+      const schema = planner.schema();
+      if (!schema) {
+        return [appError(ErrorCode.SERVICE_UNAVAILABLE, 'The gateway is starting: try again shortly.')];
+      }
+      let document: DocumentNode;
+      try {
+        document = parse(operation.query);
+      } catch (error) {
+        return [error instanceof GraphQLError ? error : new GraphQLError('Unparsable query.')];
+      }
+      const errors = validate(schema, document);
+      if (errors.length > 0) return [...errors];
+      const operationName = operation.operationName ?? undefined;
+      const ast = getOperationAST(document, operationName);
+      if (!ast) return [new GraphQLError('Could not identify the operation to run.')];
+      if (ast.operation !== OperationTypeNode.SUBSCRIPTION) {
+        // Queries and mutations go through Apollo Server over HTTP, where the operation limits,
+        // rate limits and plugins apply.
+        return [
+          appError(
+            ErrorCode.BAD_USER_INPUT,
+            'Only subscriptions are served over WebSocket and event streams: send queries and mutations with HTTP POST.',
+          ),
+        ];
+      }
+      // Coerced like Apollo Server does for HTTP: a wrong or missing variable fails here, once.
+      const coerced = getVariableValues(schema, ast.variableDefinitions ?? [], operation.variables ?? {});
+      if (coerced.errors) return [...coerced.errors];
+      return { document, operationName, variables: coerced.coerced };
+    },
+
+    subscribe(options: SubscribeOptions): AsyncIterableIterator<ExecutionResult> | ExecutionResult {
+      const { document, operationName, variables, viewer } = options;
+      let plan;
+      try {
+        plan = planner.plan(document, operationName);
+      } catch (error) {
+        logger.warn({ err: error }, 'subscription could not be planned');
+        return {
+          errors: [
+            error instanceof GraphQLError
+              ? error
+              : new GraphQLError('The subscription could not be planned.'),
+          ],
+        };
+      }
+      if (plan instanceof GraphQLError) return { errors: [plan] };
+
+      // The identity scope is part of the key: events and the entity fields fetched for them
+      // are what this viewer may see, so only the same viewer (id and role) may share them.
+      const key = stableJson([
+        plan.generation,
+        plan.primary.serviceName,
+        operationName ?? null,
+        print(document),
+        variables,
+        viewer ? [viewer.id, viewer.role] : null,
+      ]);
+      let leave = () => {};
+      let expiry: NodeJS.Timeout | undefined;
+      const { subscriber, iterator } = createSubscriberQueue({
+        maxBytes: maxBufferedBytes,
+        transportBytes: options.transportBytes,
+        onOverflow: options.onOverflow,
+        onClose: () => {
+          clearTimeout(expiry);
+          leave();
+        },
+      });
+      leave = shared.join({ key, plan, variables, viewer }, subscriber);
+      if (options.expiresAt !== undefined) {
+        expiry = setTimeout(
+          () => subscriber.end({ errors: [unauthenticated('Your token has expired: log in again.')] }),
+          Math.min(MAX_TIMER_MS, Math.max(0, options.expiresAt - Date.now())),
+        );
+      }
+      return iterator;
+    },
+  };
+}
+export type SubscriptionBridge = ReturnType<typeof createSubscriptionBridge>;

@@ -1,0 +1,374 @@
+import { createClient as createSseClient } from 'graphql-sse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { eventually } from '../support/eventually.ts';
+import {
+  collect,
+  startSubscriptionTestbed,
+  type SubscriptionTestbed,
+} from '../support/startSubscriptionTestbed.ts';
+
+const ADMIN = { id: 'u-admin', role: 'ADMIN' } as const;
+const ALICE = { id: 'u-alice', role: 'CUSTOMER' } as const;
+const BOB = { id: 'u-bob', role: 'CUSTOMER' } as const;
+
+interface Tick {
+  ticks: {
+    n: number;
+    viewerId: string | null;
+    widget: { id: string; name: string; viewedBy: string | null };
+  };
+}
+const TICKS = `subscription Ticks($channel: String!) {
+  ticks(channel: $channel) { n viewerId widget { id name viewedBy } }
+}`;
+
+let bed: SubscriptionTestbed;
+beforeAll(async () => {
+  bed = await startSubscriptionTestbed({
+    SUBSCRIPTION_CONNECTION_INIT_TIMEOUT_MS: '300',
+    SUBSCRIPTION_MAX_PER_CONNECTION: '3',
+    SUBSCRIPTION_SEND_BUFFER_BYTES: String(256 * 1024),
+  });
+});
+afterAll(() => bed?.stop());
+
+const upstreamReady = (channel: string, listeners = 1) =>
+  eventually(
+    async () => bed.channel(channel).listeners,
+    (n) => n === listeners,
+  );
+
+describe('subscriptions through the gateway over graphql-ws', () => {
+  it('each event carries the entity fields of another subgraph, fetched as the subscriber', async () => {
+    const alice = bed.client(await bed.token(ALICE));
+    const ticks = collect<Tick>(alice, TICKS, { channel: 'rest' });
+    await upstreamReady('rest');
+    for (let n = 1; n <= 5; n += 1) bed.channel('rest').publish({ n, channel: 'rest', widgetId: `w${n}` });
+
+    await eventually(
+      async () => ticks.events.length,
+      (count) => count === 5,
+    );
+    expect(ticks.events.map((e) => e.data?.ticks.n)).toEqual([1, 2, 3, 4, 5]);
+    expect(ticks.events[2]).toEqual({
+      data: {
+        ticks: { n: 3, viewerId: ALICE.id, widget: { id: 'w3', name: 'Widget w3', viewedBy: ALICE.id } },
+      },
+    });
+    expect(ticks.errors).toEqual([]);
+    ticks.dispose();
+    await upstreamReady('rest', 0);
+  });
+
+  it('fields hidden from the public API cannot be subscribed to', async () => {
+    const alice = bed.client(await bed.token(ALICE));
+    const hidden = collect(alice, 'subscription { ticks(channel: "x") { internalNote } }');
+    await eventually(
+      async () => hidden.errors.length,
+      (n) => n === 1,
+    );
+    expect(JSON.stringify(hidden.errors)).toMatch(/internalNote/);
+  });
+
+  it('200 identical subscribers share one upstream subscription, and leaving ends it', async () => {
+    const token = await bed.token(ALICE);
+    const before = bed.ticker.subscribeCount;
+    const subscribers = Array.from({ length: 200 }, () =>
+      collect<Tick>(bed.client(token), TICKS, { channel: 'shared' }),
+    );
+    await upstreamReady('shared');
+    // Subscribers join while ticks go out; each must end up receiving them.
+    let n = 0;
+    await eventually(
+      async () => {
+        n += 1;
+        bed.channel('shared').publish({ n, channel: 'shared', widgetId: 'w1' });
+        return subscribers.filter((s) => s.events.length > 0).length;
+      },
+      (count) => count === 200,
+      { intervalMs: 200 },
+    );
+    expect(subscribers.every((s) => s.events.every((e) => e.data?.ticks.widget.name === 'Widget w1'))).toBe(
+      true,
+    );
+    expect(bed.ticker.subscribeCount - before).toBe(1);
+
+    for (const subscriber of subscribers) subscriber.dispose();
+    await upstreamReady('shared', 0);
+  });
+
+  it('different viewers get separate upstream subscriptions, each in its own name', async () => {
+    const before = bed.ticker.subscribeCount;
+    const alice = collect<Tick>(bed.client(await bed.token(ALICE)), TICKS, { channel: 'split' });
+    const bob = collect<Tick>(bed.client(await bed.token(BOB)), TICKS, { channel: 'split' });
+    await upstreamReady('split', 2);
+    bed.channel('split').publish({ n: 1, channel: 'split', widgetId: 'w1' });
+    await eventually(
+      async () => alice.events.length + bob.events.length,
+      (n) => n === 2,
+    );
+    expect(bed.ticker.subscribeCount - before).toBe(2);
+    expect(alice.events[0]?.data?.ticks.widget.viewedBy).toBe(ALICE.id);
+    expect(bob.events[0]?.data?.ticks.widget.viewedBy).toBe(BOB.id);
+    alice.dispose();
+    bob.dispose();
+  });
+
+  it('refuses an anonymous subscriber (UNAUTHENTICATED) and a customer on an admin field (FORBIDDEN)', async () => {
+    const anonymous = collect(bed.client(), TICKS, { channel: 'auth' });
+    const customer = collect(
+      bed.client(await bed.token(ALICE)),
+      'subscription { adminTicks(channel: "auth") { n } }',
+    );
+    const admin = collect<{ adminTicks: { n: number } }>(
+      bed.client(await bed.token(ADMIN)),
+      'subscription { adminTicks(channel: "auth") { n } }',
+    );
+    await eventually(
+      async () => [anonymous, customer].map((s) => s.events.length + s.errors.length),
+      (counts) => counts.every((n) => n > 0),
+    );
+    const codes = (s: typeof anonymous) =>
+      [
+        ...s.events.flatMap((e) => e.errors ?? []),
+        ...(s.errors.flat() as { extensions?: { code?: string } }[]),
+      ].map((e) => e.extensions?.['code']);
+    expect(codes(anonymous)).toContain('UNAUTHENTICATED');
+    expect(codes(customer)).toContain('FORBIDDEN');
+
+    await upstreamReady('auth', 1);
+    bed.channel('auth').publish({ n: 7, channel: 'auth', widgetId: 'w' });
+    await eventually(
+      async () => admin.events.length,
+      (n) => n === 1,
+    );
+    expect(admin.events[0]?.data?.adminTicks.n).toBe(7);
+    admin.dispose();
+  });
+
+  it('closes a connection whose token is invalid (4403)', async () => {
+    const closed = await rawSocket({ authorization: 'Bearer not-a-token' });
+    expect(closed.code).toBe(4403);
+  });
+
+  it('closes a connection that never sends connection_init (4408)', async () => {
+    const closed = await rawSocket(null);
+    expect(closed.code).toBe(4408);
+  });
+
+  it('closes the connection when its token expires (4403)', async () => {
+    const token = await bed.token(ALICE, 1);
+    const closed = await rawSocket({ authorization: `Bearer ${token}` });
+    expect(closed.code).toBe(4403);
+    expect(closed.reason).toMatch(/expired/i);
+  });
+
+  it('refuses more subscriptions on one connection than allowed (RATE_LIMITED)', async () => {
+    const alice = bed.client(await bed.token(ALICE));
+    const subscriptions = [1, 2, 3, 4].map((i) => collect(alice, TICKS, { channel: `limit-${i}` }));
+    await eventually(
+      async () => subscriptions[3]!.errors.length,
+      (n) => n === 1,
+    );
+    expect(JSON.stringify(subscriptions[3]!.errors)).toMatch(/RATE_LIMITED/);
+    expect(subscriptions.slice(0, 3).every((s) => s.errors.length === 0)).toBe(true);
+    for (const s of subscriptions) s.dispose();
+  });
+
+  it('disconnects a subscriber too slow to read, while others on the same stream carry on', async () => {
+    const token = await bed.token(ALICE);
+    const healthy = collect<Tick>(bed.client(token), 'subscription { ticks(channel: "slow") { n padding } }');
+    const slow = new WebSocket(bed.wsUrl, 'graphql-transport-ws');
+    const closed = new Promise<number>((resolve) => slow.once('close', (code) => resolve(code)));
+    await new Promise((resolve) => slow.once('open', resolve));
+    slow.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+    await new Promise((resolve) => slow.once('message', resolve));
+    slow.send(
+      JSON.stringify({
+        id: '1',
+        type: 'subscribe',
+        payload: { query: 'subscription { ticks(channel: "slow") { n padding } }' },
+      }),
+    );
+    await upstreamReady('slow');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Stop reading: the kernel buffers fill, then the gateway's send buffer.
+    (slow as unknown as { _socket: { pause(): void } })._socket.pause();
+    const padding = 'x'.repeat(64 * 1024);
+    for (let n = 1; n <= 300; n += 1) {
+      bed.channel('slow').publish({ n, channel: 'slow', widgetId: 'w', padding });
+      if (n % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await eventually(
+      async () => healthy.events.length,
+      (n) => n === 300,
+    );
+    (slow as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await closed).toBe(1008);
+    expect(healthy.errors).toEqual([]);
+    healthy.dispose();
+  });
+
+  it('serves the same subscriptions over Server-Sent Events (Accept: text/event-stream)', async () => {
+    const token = await bed.token(ALICE);
+    const client = createSseClient({ url: bed.url, headers: { authorization: `Bearer ${token}` } });
+    const events: unknown[] = [];
+    const dispose = client.subscribe(
+      { query: TICKS, variables: { channel: 'sse' } },
+      { next: (e) => events.push(e), error: (e) => events.push({ error: e }), complete: () => {} },
+    );
+    await upstreamReady('sse');
+    bed.channel('sse').publish({ n: 1, channel: 'sse', widgetId: 'w9' });
+    await eventually(
+      async () => events.length,
+      (n) => n === 1,
+    );
+    expect(events[0]).toEqual({
+      data: {
+        ticks: { n: 1, viewerId: ALICE.id, widget: { id: 'w9', name: 'Widget w9', viewedBy: ALICE.id } },
+      },
+    });
+    dispose();
+    client.dispose();
+    await upstreamReady('sse', 0);
+
+    const refused = await fetch(bed.url, {
+      method: 'POST',
+      headers: {
+        accept: 'text/event-stream',
+        'content-type': 'application/json',
+        authorization: 'Bearer nope',
+      },
+      body: JSON.stringify({ query: TICKS, variables: { channel: 'sse' } }),
+    });
+    expect(refused.status).toBe(401);
+  });
+
+  it('queries still go through Apollo Server over HTTP at the same URL', async () => {
+    const response = await fetch(bed.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ widget(id: "w1") { name } }' }),
+    });
+    expect(await response.json()).toEqual({ data: { widget: { name: 'Widget w1' } } });
+  });
+
+  async function rawSocket(init: Record<string, unknown> | null) {
+    const socket = new WebSocket(bed.wsUrl, 'graphql-transport-ws');
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+    );
+    await new Promise((resolve) => socket.once('open', resolve));
+    if (init) socket.send(JSON.stringify({ type: 'connection_init', payload: init }));
+    return closed;
+  }
+});
+
+describe('when a subgraph socket drops', () => {
+  let own: SubscriptionTestbed;
+  beforeAll(async () => {
+    own = await startSubscriptionTestbed();
+  });
+  afterAll(() => own?.stop());
+
+  it('the gateway resubscribes and the subscriber never sees an error', async () => {
+    const ticks = collect<Tick>(own.client(await own.token(ALICE)), TICKS, { channel: 'blip' });
+    await eventually(
+      async () => own.channel('blip').listeners,
+      (n) => n === 1,
+    );
+    own.channel('blip').publish({ n: 1, channel: 'blip', widgetId: 'w' });
+    await eventually(
+      async () => ticks.events.length,
+      (count) => count === 1,
+    );
+    const subscribedBefore = own.ticker.subscribeCount;
+    own.ticker.dropConnections();
+    await eventually(
+      async () => own.ticker.subscribeCount,
+      (n) => n > subscribedBefore,
+    );
+    await eventually(
+      async () => own.channel('blip').listeners,
+      (n) => n === 1,
+    );
+    own.channel('blip').publish({ n: 2, channel: 'blip', widgetId: 'w' });
+    await eventually(
+      async () => ticks.events.map((e) => e.data?.ticks.n),
+      (ns) => ns.includes(2),
+    );
+    expect(ticks.events.map((e) => e.data?.ticks.n)).toEqual([1, 2]);
+    expect(ticks.errors).toEqual([]);
+    expect(ticks.completed).toBe(false);
+    ticks.dispose();
+  });
+
+  it('a subgraph that does not come back ends the subscription with SERVICE_UNAVAILABLE', async () => {
+    const ticks = collect<Tick>(own.client(await own.token(ALICE)), TICKS, { channel: 'gone' });
+    await eventually(
+      async () => own.channel('gone').listeners,
+      (n) => n === 1,
+    );
+    await own.ticker.stop();
+    const failed = await eventually(
+      async () => [...ticks.events.flatMap((e) => e.errors ?? []), ...(ticks.errors.flat() as object[])],
+      (errors) => errors.length > 0,
+    );
+    expect(JSON.stringify(failed)).toMatch(/SERVICE_UNAVAILABLE/);
+    expect(JSON.stringify(failed)).toMatch(/ticker/);
+  });
+});
+
+describe('supergraph hot reload', () => {
+  let own: SubscriptionTestbed;
+  beforeAll(async () => {
+    own = await startSubscriptionTestbed();
+  });
+  afterAll(() => own?.stop());
+
+  it('new subscriptions are planned against the reloaded supergraph', async () => {
+    const token = await own.token(ALICE);
+    const query = 'subscription { ticks(channel: "reload") { n widget { color } } }';
+    const before = collect(own.client(token), query);
+    await eventually(
+      async () => before.errors.length,
+      (n) => n === 1,
+    );
+    expect(JSON.stringify(before.errors)).toMatch(/color/);
+
+    await own.compose({ withColor: true });
+    const after = await eventually(
+      async () => {
+        const attempt = collect<{ ticks: { n: number; widget: { color: string } } }>(
+          own.client(token),
+          query,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (attempt.errors.length > 0) return null;
+        return attempt;
+      },
+      (attempt) => attempt !== null,
+    );
+    await eventually(
+      async () => own.channel('reload').listeners,
+      (n) => n === 1,
+    );
+    own.channel('reload').publish({ n: 1, channel: 'reload', widgetId: 'w' });
+    await eventually(
+      async () => after!.events.length,
+      (n) => n === 1,
+    );
+    expect(after!.events[0]).toEqual({ data: { ticks: { n: 1, widget: { color: 'teal' } } } });
+  });
+
+  it('stopping the gateway closes its WebSockets with 1001 (going away)', async () => {
+    const socket = new WebSocket(own.wsUrl, 'graphql-transport-ws');
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+    await new Promise((resolve) => socket.once('message', resolve));
+    await own.gateway.stop();
+    expect(await closed).toBe(1001);
+  });
+});
