@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
+import { context, type Tracer } from '@opentelemetry/api';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Database, Queryable } from '../../db/createDatabase.ts';
 import type { MigrationSource } from '../../db/migrate.ts';
 import type { Logger } from '../../logger.ts';
+import { extractTraceContext, SpanKind, withSpan } from '../../observability/createTracing.ts';
 import { eventEnvelopeSchema, type EventEnvelope } from '../envelope.ts';
 import type { EventStream, StreamMessage, StreamSubscription } from '../eventStream.ts';
 
@@ -32,6 +34,8 @@ export interface EventConsumerOptions {
   maxAttempts?: number;
   initialRetryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /** Records a consumer span per event, child of the producer's trace (from the headers). */
+  tracer?: Tracer;
   /** Where an event that cannot be processed goes (default `<topic>.dlq`). */
   deadLetterTopic?: (topic: string) => string;
 }
@@ -96,7 +100,23 @@ export function createEventConsumer(options: EventConsumerOptions) {
     });
   }
 
-  async function onMessage(message: StreamMessage) {
+  /** Handles the message inside the trace its producer wrote into the headers. */
+  function onMessage(message: StreamMessage): Promise<void> {
+    const parent = extractTraceContext(message.headers);
+    if (!options.tracer) return context.with(parent, () => handleMessage(message));
+    return withSpan(
+      options.tracer,
+      `consume ${message.topic}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent,
+        attributes: { 'messaging.destination.name': message.topic, 'messaging.consumer.group.name': name },
+      },
+      () => handleMessage(message),
+    );
+  }
+
+  async function handleMessage(message: StreamMessage) {
     let event: EventEnvelope;
     try {
       event = eventEnvelopeSchema.parse(JSON.parse(message.value));

@@ -1,4 +1,6 @@
+import { context } from '@opentelemetry/api';
 import { z } from 'zod';
+import { extractTraceContext } from '../../../lib/observability/createTracing.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import {
   isPermanentJobError,
@@ -77,7 +79,11 @@ export function createNotificationWorker({
 
   return {
     async start() {
-      consumer = await queue.consume(topology, { prefetch, handle: deliver });
+      consumer = await queue.consume(topology, {
+        prefetch,
+        // Each delivery runs inside the trace of the order event that caused it (job headers).
+        handle: (job) => context.with(extractTraceContext(job.headers), () => deliver(job)),
+      });
     },
     async stop() {
       await consumer?.stop();
