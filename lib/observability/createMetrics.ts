@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { RequestHandler } from 'express';
+import { errorCodeOf } from '../errors.ts';
 import {
   collectDefaultMetrics,
   Counter,
@@ -87,8 +88,7 @@ export function createRequestMetricsPlugin(metrics: Metrics): ApolloServerPlugin
           duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
           requests.inc({ ...labels, outcome: sent?.length ? 'error' : 'ok' });
           for (const error of sent ?? []) {
-            const code = error.extensions['code'];
-            errors.inc({ code: typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR' });
+            errors.inc({ code: errorCodeOf(error) ?? 'INTERNAL_SERVER_ERROR' });
           }
         },
       };

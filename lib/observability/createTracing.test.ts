@@ -70,9 +70,10 @@ describe('tracing', () => {
       await tracing.shutdown();
       expect(received).toHaveLength(1);
       expect(received[0]?.path).toBe('/v1/traces');
-      // The protobuf payload carries the service name and the span name as plain strings.
+      // OTLP/HTTP's JSON encoding: the service name, span name and trace id appear as text.
       expect(received[0]?.body).toContain('orders');
       expect(received[0]?.body).toContain('placeOrder');
+      expect(received[0]?.body).toContain(TRACE_ID);
     } finally {
       collector.close();
     }

@@ -63,6 +63,7 @@ export function createNotificationsService(
     extraMigrations: [consumerMigrations],
     credentials: serviceCredentialsFor('notifications', deps),
     logger,
+    observability: deps.observability,
     production: config.NODE_ENV === 'production',
     onStart: async () => {
       // The queue first: the consumer publishes jobs to it as soon as it starts.

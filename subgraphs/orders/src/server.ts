@@ -116,6 +116,7 @@ export function createOrdersService(
     extraMigrations: [outboxMigrations],
     credentials,
     logger,
+    observability: deps.observability,
     production,
     seed: seedDemoOrders,
     onStart: async () => {

@@ -52,6 +52,7 @@ export function createUsersService(deps: SubgraphDeps): Service {
     extraMigrations: [outboxMigrations],
     credentials: serviceCredentialsFor('users', deps),
     logger,
+    observability: deps.observability,
     production,
     seed: ensureAdmin,
     onStart: () => relay.start(),
