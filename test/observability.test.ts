@@ -116,6 +116,26 @@ describe('metrics, logs and traces', () => {
       (lines) => lines.includes('notification sent:ORDER_CONFIRMED'),
     );
 
+    // The same journey in the services' series: the outbox drained, the event consumed once,
+    // the email sent through the queue.
+    const metricsOf = (name: keyof TestSystem['subgraphs']) =>
+      fetch(new URL('/metrics', system.subgraphs[name].url)).then((r) => r.text());
+    await eventually(
+      () => metricsOf('orders'),
+      (text) =>
+        sampleValue(text, 'outbox_published_total', {}) > 0 && /^outbox_backlog\{[^}]*\} 0$/m.test(text),
+    );
+    const notifications = await metricsOf('notifications');
+    expect(
+      sampleValue(notifications, 'events_consumed_total', { consumer: 'notifications', outcome: 'applied' }),
+    ).toBeGreaterThan(0);
+    expect(
+      sampleValue(notifications, 'notification_deliveries_total', {
+        kind: 'ORDER_CONFIRMED',
+        outcome: 'sent',
+      }),
+    ).toBeGreaterThan(0);
+
     // Exported over OTLP/HTTP (JSON encoding): the collector received spans of that trace.
     await eventually(
       async () => exported.filter((payload) => payload.toString().includes(traceId)).length,

@@ -44,6 +44,8 @@ export function createNotificationsService(
     logger,
     handle: createNotificationHandler({ store }),
     onApplied: () => dispatcher.notify(),
+    tracer: deps.observability.tracing.tracer,
+    metrics: deps.observability.metrics,
   });
   const worker = createNotificationWorker({
     queue,
@@ -52,6 +54,7 @@ export function createNotificationsService(
     topology,
     prefetch: config.NOTIFICATION_PREFETCH,
     logger,
+    metrics: deps.observability.metrics,
   });
 
   return createSubgraphService({
