@@ -35,6 +35,11 @@ export const configSchema = z
     ORDERS_PORT: port.default(DEFAULT_PORTS.orders),
     PAYMENTS_PORT: port.default(DEFAULT_PORTS.payments),
     NOTIFICATIONS_PORT: port.default(DEFAULT_PORTS.notifications),
+    /**
+     * An OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318): spans are exported
+     * there. Without it traces still link services (ids in headers and logs) but stay in-process.
+     */
+    OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
     /** A real PostgreSQL; without it every service runs on embedded PGlite. */
     DATABASE_URL: optionalUrl,
     /** Where embedded PGlite keeps its files; `:memory:` keeps nothing on disk. */

@@ -12,6 +12,7 @@ import type { Logger } from '../lib/logger.ts';
 import { createEventStream } from '../lib/messaging/createEventStream.ts';
 import { createWorkQueue } from '../lib/messaging/createWorkQueue.ts';
 import type { WorkQueue } from '../lib/messaging/workQueue.ts';
+import { createObservability } from '../lib/observability/createObservability.ts';
 import { createNotificationsService } from '../subgraphs/notifications/src/server.ts';
 import type { Mailer } from '../subgraphs/notifications/src/mailer.ts';
 import type { EventStream } from '../lib/messaging/eventStream.ts';
@@ -109,8 +110,10 @@ export async function createSystem(options: SystemOptions): Promise<System> {
         onQuery: options.onQuery && ((sql) => options.onQuery?.(name, sql)),
       });
       resources.defer(() => db.close());
+      const observability = createObservability({ service: name, config });
+      resources.defer(() => observability.shutdown());
       const service = factories.get(name)!(
-        { ...secretsAndBrokers, db, logger: logger.child({ service: name }) },
+        { ...secretsAndBrokers, db, logger: logger.child({ service: name }), observability },
         subgraphs,
       );
       resources.defer(() => service.stop());

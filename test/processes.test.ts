@@ -80,6 +80,56 @@ describe('running it', () => {
     expect(system.lines.join('\n')).toMatch(/stopped cleanly/);
   });
 
+  it('SIGTERM during a running placeOrder lets the request complete, then exits 0', async () => {
+    const system = start('scripts/startAll.ts', {
+      PORT: '0',
+      USERS_PORT: '0',
+      PRODUCTS_PORT: '0',
+      ORDERS_PORT: '0',
+      PAYMENTS_PORT: '0',
+      NOTIFICATIONS_PORT: '0',
+      MESSAGING_NAMESPACE: `term${Date.now().toString(36)}_`,
+      LOG_LEVEL: 'debug',
+      ORDER_SAGA_WAIT_MS: '3000',
+    });
+    const [, url] = (await system.waitFor(/GraphQL gateway\s+(\S+)/)) as unknown as [string, string];
+    const call = async <T>(query: string, variables: Record<string, unknown>, token?: string) => {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: response.status, body: (await response.json()) as { data?: T } };
+    };
+    const login = await call<{ logIn: { token: string } }>(
+      'mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }',
+      {
+        e: 'admin@example.com',
+        p: 'admin',
+      },
+    );
+    const token = login.body.data!.logIn.token;
+    const products = await call<{ products: { edges: { node: { id: string } }[] } }>(
+      '{ products(first: 1) { edges { node { id } } } }',
+      {},
+    );
+    const productId = products.body.data!.products.edges[0]!.node.id;
+    // tok_timeout keeps the saga charging for several seconds: the request is surely in flight.
+    const placing = call<{ placeOrder: { id: string; status: string } }>(
+      'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id status } }',
+      { input: { items: [{ productId, quantity: 1 }], paymentToken: 'tok_timeout' } },
+      token,
+    );
+    // Stock reserved (the products subgraph logged the saga's mutation): now it is charging.
+    await system.waitFor(/"service":"products".*"type":"mutation".*graphql operation/);
+    system.child.kill('SIGTERM');
+    const placed = await placing;
+    expect(placed.status).toBe(200);
+    expect(['PENDING', 'CANCELLED']).toContain(placed.body.data?.placeOrder.status);
+    expect(await system.exited).toBe(0);
+    expect(system.lines.join('\n')).toMatch(/stopped cleanly/);
+  });
+
   it('a subgraph runs alone (`npm run start:users`) and exits 0 on SIGTERM', async () => {
     const users = start('subgraphs/users/src/main.ts', { USERS_PORT: '0' });
     const [, url] = (await users.waitFor(/"url":"([^"]+)".*users subgraph ready/)) as unknown as [

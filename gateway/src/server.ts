@@ -16,6 +16,11 @@ import { createFormatError } from '../../lib/http/formatError.ts';
 import { listen, urlFor } from '../../lib/http/listen.ts';
 import { createDisposableStack } from '../../lib/lifecycle.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { createRequestMetricsPlugin } from '../../lib/observability/createMetrics.ts';
+import { createObservability, type Observability } from '../../lib/observability/createObservability.ts';
+import { createRequestLogPlugin } from '../../lib/observability/createRequestLogPlugin.ts';
+import { createOperationSpanPlugin } from '../../lib/observability/createOperationSpanPlugin.ts';
+import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
 import { checkSubgraphs } from './health/checkSubgraphs.ts';
 import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
@@ -28,6 +33,8 @@ export interface GatewayDeps {
   secrets: Secrets;
   /** Routing URLs that win over the supergraph's (tests on port 0; SUBGRAPH_<NAME>_URL). */
   subgraphUrls?: Partial<Record<string, string>>;
+  /** Metrics and tracer (by default its own, named `gateway`). */
+  observability?: Observability;
 }
 
 export interface Gateway {
@@ -37,7 +44,13 @@ export interface Gateway {
 }
 
 /** The federation gateway: built here, started by `start` (main.ts or a test on port 0). */
-export function createGateway({ config, logger, secrets, subgraphUrls = {} }: GatewayDeps): Gateway {
+export function createGateway({
+  config,
+  logger,
+  secrets,
+  subgraphUrls = {},
+  observability = createObservability({ service: 'gateway', config }),
+}: GatewayDeps): Gateway {
   const production = config.NODE_ENV === 'production';
   const overrides: Partial<Record<string, string>> = { ...subgraphUrls };
   for (const name of SUBGRAPH_NAMES) overrides[name] ??= subgraphUrlOverride(config, name);
@@ -47,6 +60,7 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   });
 
   const resources = createDisposableStack();
+  resources.defer(() => observability.shutdown());
   const http = createSubgraphHttpClient({ maxConnectionsPerOrigin: config.SUBGRAPH_MAX_CONNECTIONS });
   resources.defer(() => http.close());
   const supergraph = createSupergraphManager({ path: config.SUPERGRAPH_PATH, logger });
@@ -59,7 +73,13 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
     supergraphSdl: supergraph.hook,
     logger,
     buildService: ({ name, url }) =>
-      new SubgraphDataSource({ name, url: overrides[name] ?? url, fetcher: http.fetcher }),
+      new SubgraphDataSource({
+        name,
+        url: overrides[name] ?? url,
+        fetcher: http.fetcher,
+        tracer: observability.tracing.tracer,
+        metrics: observability.metrics,
+      }),
   });
 
   const app = express();
@@ -86,6 +106,9 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       subscriptions.plugin,
+      createRequestMetricsPlugin(observability.metrics),
+      createOperationSpanPlugin(),
+      createRequestLogPlugin(logger, 'info'),
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
@@ -106,6 +129,7 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok', service: 'gateway', uptimeSeconds: Math.round(process.uptime()) });
   });
+  app.get('/metrics', observability.metrics.handler);
   app.get('/ready', async (_req, res) => {
     const subgraphs = started
       ? await checkSubgraphs(supergraph.endpoints().map(routed), {
@@ -131,6 +155,7 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
         ['/', '/graphql'],
         cors(),
         express.json({ limit: '2mb' }),
+        traceRequests(observability.tracing.tracer),
         expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers) }),
       );
       const boundPort = await listen(httpServer, port, host);

@@ -17,6 +17,11 @@ import type { Database } from '../db/createDatabase.ts';
 import { migrate, type MigrationSource } from '../db/migrate.ts';
 import { unauthenticated } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { createRequestMetricsPlugin } from '../observability/createMetrics.ts';
+import type { Observability } from '../observability/createObservability.ts';
+import { createRequestLogPlugin } from '../observability/createRequestLogPlugin.ts';
+import { createOperationSpanPlugin } from '../observability/createOperationSpanPlugin.ts';
+import { traceRequests } from '../observability/traceRequests.ts';
 import { createFormatError } from './formatError.ts';
 import { listen, urlFor } from './listen.ts';
 
@@ -40,6 +45,8 @@ export interface SubgraphServiceOptions<TContext> {
   extraMigrations?: MigrationSource[];
   credentials: ServiceCredentials;
   logger: Logger;
+  /** Its metrics (`GET /metrics`) and tracer (a span per request, child of the caller's). */
+  observability: Observability;
   production: boolean;
   /** Bootstrap or demo data for an empty database, run after migrations (it checks NODE_ENV itself). */
   seed?: () => Promise<void>;
@@ -65,7 +72,13 @@ export function createSubgraphService<TContext extends object>(
   const apollo = new ApolloServer<TContext>({
     schema: buildSubgraphSchema({ typeDefs: options.typeDefs, resolvers: options.resolvers }),
     // Inline (ftv1) traces are for Apollo Studio, which this project does not report to.
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginInlineTraceDisabled()],
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginInlineTraceDisabled(),
+      createRequestMetricsPlugin(options.observability.metrics),
+      createOperationSpanPlugin(),
+      createRequestLogPlugin(logger, 'debug'),
+    ],
     includeStacktraceInErrorResponses: !options.production,
     formatError: createFormatError({ logger, production: options.production }),
     logger,
@@ -78,6 +91,7 @@ export function createSubgraphService<TContext extends object>(
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok', service: name, uptimeSeconds: Math.round(process.uptime()) });
   });
+  app.get('/metrics', options.observability.metrics.handler);
   app.get('/ready', async (_req, res) => {
     const ready =
       state === 'started' &&
@@ -108,6 +122,7 @@ export function createSubgraphService<TContext extends object>(
       app.use(
         '/graphql',
         express.json({ limit: '2mb' }),
+        traceRequests(options.observability.tracing.tracer),
         expressMiddleware(apollo, {
           context: async ({ req }) => {
             const credential = req.headers[SERVICE_CREDENTIAL_HEADER];

@@ -5,6 +5,7 @@ import { exitOnFatal, onShutdownSignal } from '../lifecycle.ts';
 import { createLogger } from '../logger.ts';
 import { createEventStream } from '../messaging/createEventStream.ts';
 import { createWorkQueue } from '../messaging/createWorkQueue.ts';
+import { createObservability } from '../observability/createObservability.ts';
 import type { SubgraphFactory } from './subgraphDeps.ts';
 
 /** The main of a subgraph started alone (`npm run start:<name>`). */
@@ -18,10 +19,12 @@ export async function runSubgraph(name: SubgraphName, factory: SubgraphFactory):
     connectionName: name,
     onFatal: (error) => exitOnFatal(logger, error),
   });
-  const service = factory({ config, db, logger, secrets, stream, queue });
+  const observability = createObservability({ service: name, config });
+  const service = factory({ config, db, logger, secrets, stream, queue, observability });
   onShutdownSignal(async () => {
     await service.stop();
     await Promise.all([stream.close(), queue.close()]);
+    await observability.shutdown();
   }, logger);
   try {
     await service.start({ port: subgraphPort(config, name), host: config.HOST });

@@ -5,6 +5,7 @@ import type { Database } from '../db/createDatabase.ts';
 import type { Logger } from '../logger.ts';
 import type { EventStream } from '../messaging/eventStream.ts';
 import type { WorkQueue } from '../messaging/workQueue.ts';
+import type { Observability } from '../observability/createObservability.ts';
 import type { Service } from './createSubgraphService.ts';
 
 /** What every subgraph factory is given: nothing is imported as a singleton. */
@@ -17,6 +18,8 @@ export interface SubgraphDeps {
   stream: EventStream;
   /** The work queue (RabbitMQ, or in memory when one process runs everything). */
   queue: WorkQueue;
+  /** The service's metrics registry and tracer. */
+  observability: Observability;
 }
 
 export type SubgraphFactory = (deps: SubgraphDeps) => Service;

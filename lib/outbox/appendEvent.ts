@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Queryable } from '../db/createDatabase.ts';
 import type { MigrationSource } from '../db/migrate.ts';
 import type { EventEnvelope } from '../messaging/envelope.ts';
+import { injectTraceHeaders } from '../observability/createTracing.ts';
 
 /** The outbox tables, for a service's `extraMigrations`. */
 export const outboxMigrations: MigrationSource = {
@@ -42,7 +43,9 @@ export async function appendEvent<T>(tx: Queryable, event: NewEvent<T>): Promise
       event.aggregateId,
       event.eventType,
       JSON.stringify(envelope),
-      JSON.stringify(event.headers ?? {}),
+      // The trace of the request or saga step that wrote the event travels with it through
+      // Kafka, so the consumers' work joins the same trace.
+      JSON.stringify(injectTraceHeaders({ ...event.headers })),
     ],
   );
   return envelope;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/createDatabase.ts';
 import type { Logger } from '../logger.ts';
 import type { EventStream, OutgoingMessage } from '../messaging/eventStream.ts';
+import type { Metrics } from '../observability/createMetrics.ts';
 import { createPollingLoop } from '../resilience/createPollingLoop.ts';
 
 export interface OutboxRelayOptions {
@@ -16,6 +17,8 @@ export interface OutboxRelayOptions {
   leaseMs?: number;
   /** Longest wait between attempts while the stream is down. */
   maxBackoffMs?: number;
+  /** `outbox_backlog` (read at scrape time) and `outbox_published_total`. */
+  metrics?: Metrics;
 }
 
 interface OutboxRow {
@@ -44,6 +47,25 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   const pollIntervalMs = options.pollIntervalMs ?? 200;
   const leaseMs = options.leaseMs ?? 10_000;
   const holder = randomUUID();
+  const published = options.metrics?.counter({
+    name: 'outbox_published_total',
+    help: 'Events this relay published from the outbox to the event stream',
+    labelNames: ['topic'],
+  });
+  options.metrics?.gauge({
+    name: 'outbox_backlog',
+    help: 'Events written to the outbox and not yet published (grows while Kafka is away)',
+    async collect() {
+      this.set(await backlog().catch(() => -1));
+    },
+  });
+
+  async function backlog(): Promise<number> {
+    const [row] = await db.query<{ count: number }>(
+      'SELECT count(*)::int AS count FROM outbox WHERE published_at IS NULL',
+    );
+    return row?.count ?? 0;
+  }
 
   async function holdLease(): Promise<boolean> {
     const rows = await db.query(
@@ -82,6 +104,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       await db.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])', [
         topicRows.map((row) => String(row.id)),
       ]);
+      published?.inc({ topic }, topicRows.length);
     }
     return rows.length;
   }
@@ -112,12 +135,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
     notify: () => loop.notify(),
     /** Everything pending, outside the loop (tests, and flushing at shutdown). */
     publishPending,
-    async backlog(): Promise<number> {
-      const [row] = await db.query<{ count: number }>(
-        'SELECT count(*)::int AS count FROM outbox WHERE published_at IS NULL',
-      );
-      return row?.count ?? 0;
-    },
+    backlog,
     /** Finishes the batch in flight, makes one last attempt to flush, and gives up the lease. */
     async stop() {
       if (!started) return;

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { DestinationStream } from 'pino';
 import { SUBGRAPH_NAMES, type Config, type SubgraphName } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createSystem, type System, type SystemOptions } from '../../scripts/createSystem.ts';
@@ -39,7 +40,7 @@ export async function postGraphQL<T>(
 /** The whole system on port 0, isolated in its own schemas (real PostgreSQL) or in memory. */
 export async function startTestSystem(
   overrides: Record<string, string> = {},
-  options: Pick<SystemOptions, 'mailer'> = {},
+  { logDestination, ...options }: Pick<SystemOptions, 'mailer'> & { logDestination?: DestinationStream } = {},
 ): Promise<TestSystem> {
   const schemaPrefix = uniqueSchemaPrefix();
   // Each test system gets its own topics, groups and queues on shared brokers.
@@ -47,7 +48,7 @@ export async function startTestSystem(
   let recording: { service: SubgraphName; sql: string }[] | null = null;
   const system = await createSystem({
     config,
-    logger: createLogger({ level: config.LOG_LEVEL, service: 'test' }),
+    logger: createLogger({ level: config.LOG_LEVEL, service: 'test', destination: logDestination }),
     ephemeralPorts: true,
     schemaPrefix,
     ...options,

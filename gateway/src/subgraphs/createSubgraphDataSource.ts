@@ -2,6 +2,10 @@ import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@
 import { Agent, fetch as undiciFetch } from 'undici';
 import { SERVICE_CREDENTIAL_HEADER } from '../../../lib/auth/tokens.ts';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
+import type { Metrics } from '../../../lib/observability/createMetrics.ts';
+import { injectTraceHeaders, SpanKind, withSpan } from '../../../lib/observability/createTracing.ts';
+import { activeRequestId, REQUEST_ID_HEADER } from '../../../lib/observability/requestId.ts';
+import type { Tracer } from '@opentelemetry/api';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
 
 /** The fetch function type @apollo/gateway's data sources take. */
@@ -32,12 +36,44 @@ export function createSubgraphHttpClient({ maxConnectionsPerOrigin }: { maxConne
  */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   readonly #name: string;
+  readonly #tracer: Tracer | undefined;
+  readonly #calls: ReturnType<typeof subgraphCallMetrics> | undefined;
 
   constructor(
-    options: ConstructorParameters<typeof RemoteGraphQLDataSource<GatewayContext>>[0] & { name: string },
+    options: ConstructorParameters<typeof RemoteGraphQLDataSource<GatewayContext>>[0] & {
+      name: string;
+      /** A client span per fetch, so a trace shows which subgraphs a query touched and how long each took. */
+      tracer?: Tracer;
+      metrics?: Metrics;
+    },
   ) {
     super(options);
     this.#name = options.name;
+    this.#tracer = options.tracer;
+    this.#calls = options.metrics && subgraphCallMetrics(options.metrics);
+  }
+
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>) {
+    const started = process.hrtime.bigint();
+    let outcome = 'error';
+    try {
+      const response = this.#tracer
+        ? await withSpan(
+            this.#tracer,
+            `subgraph ${this.#name}`,
+            { kind: SpanKind.CLIENT, attributes: { 'graphql.subgraph.name': this.#name } },
+            () => super.process(options),
+          )
+        : await super.process(options);
+      outcome = response.errors?.length ? 'graphql_error' : 'ok';
+      return response;
+    } finally {
+      this.#calls?.requests.inc({ subgraph: this.#name, outcome });
+      this.#calls?.duration.observe(
+        { subgraph: this.#name },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+    }
   }
 
   override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>) {
@@ -45,7 +81,11 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     // type-check as `any`: name what they are. Health checks and schema loads carry no context.
     const ctx = context as Partial<GatewayContext> | undefined;
     const headers = request.http?.headers as { set(name: string, value: string): void } | undefined;
-    if (!ctx?.serviceCredential || !headers) return;
+    if (!headers) return;
+    for (const [name, value] of Object.entries(injectTraceHeaders())) headers.set(name, value);
+    const requestId = activeRequestId();
+    if (requestId) headers.set(REQUEST_ID_HEADER, requestId);
+    if (!ctx?.serviceCredential) return;
     headers.set(SERVICE_CREDENTIAL_HEADER, await ctx.serviceCredential());
   }
 
@@ -62,4 +102,19 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     }
     throw error;
   }
+}
+
+function subgraphCallMetrics(metrics: Metrics) {
+  return {
+    requests: metrics.counter({
+      name: 'gateway_subgraph_requests_total',
+      help: 'Fetches from the gateway to a subgraph, by outcome (ok, graphql_error, error)',
+      labelNames: ['subgraph', 'outcome'],
+    }),
+    duration: metrics.histogram({
+      name: 'gateway_subgraph_request_duration_seconds',
+      help: "Duration of the gateway's fetches to a subgraph",
+      labelNames: ['subgraph'],
+    }),
+  };
 }

@@ -1,8 +1,11 @@
 import { fileURLToPath } from 'node:url';
+import { context, type Tracer } from '@opentelemetry/api';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Database, Queryable } from '../../db/createDatabase.ts';
 import type { MigrationSource } from '../../db/migrate.ts';
 import type { Logger } from '../../logger.ts';
+import type { Metrics } from '../../observability/createMetrics.ts';
+import { extractTraceContext, SpanKind, withSpan } from '../../observability/createTracing.ts';
 import { eventEnvelopeSchema, type EventEnvelope } from '../envelope.ts';
 import type { EventStream, StreamMessage, StreamSubscription } from '../eventStream.ts';
 
@@ -32,6 +35,10 @@ export interface EventConsumerOptions {
   maxAttempts?: number;
   initialRetryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /** Records a consumer span per event, child of the producer's trace (from the headers). */
+  tracer?: Tracer;
+  /** `events_consumed_total` by outcome and `event_retries_total`, labelled with `name`. */
+  metrics?: Metrics;
   /** Where an event that cannot be processed goes (default `<topic>.dlq`). */
   deadLetterTopic?: (topic: string) => string;
 }
@@ -55,6 +62,16 @@ export function createEventConsumer(options: EventConsumerOptions) {
   });
   const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`);
   let subscription: StreamSubscription | undefined;
+  const consumed = options.metrics?.counter({
+    name: 'events_consumed_total',
+    help: 'Events taken from the stream, by consumer and outcome (applied, duplicate, dead_lettered)',
+    labelNames: ['consumer', 'outcome'],
+  });
+  const retries = options.metrics?.counter({
+    name: 'event_retries_total',
+    help: 'Failed attempts at handling an event that were retried',
+    labelNames: ['consumer'],
+  });
   let stopping = false;
 
   async function deadLetter(message: StreamMessage, error: unknown, attempts: number) {
@@ -96,12 +113,29 @@ export function createEventConsumer(options: EventConsumerOptions) {
     });
   }
 
-  async function onMessage(message: StreamMessage) {
+  /** Handles the message inside the trace its producer wrote into the headers. */
+  function onMessage(message: StreamMessage): Promise<void> {
+    const parent = extractTraceContext(message.headers);
+    if (!options.tracer) return context.with(parent, () => handleMessage(message));
+    return withSpan(
+      options.tracer,
+      `consume ${message.topic}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent,
+        attributes: { 'messaging.destination.name': message.topic, 'messaging.consumer.group.name': name },
+      },
+      () => handleMessage(message),
+    );
+  }
+
+  async function handleMessage(message: StreamMessage) {
     let event: EventEnvelope;
     try {
       event = eventEnvelopeSchema.parse(JSON.parse(message.value));
     } catch (error) {
       await deadLetter(message, new PermanentEventError(`malformed event: ${(error as Error).message}`), 0);
+      consumed?.inc({ consumer: name, outcome: 'dead_lettered' });
       return;
     }
     let backoff: IBackoff<unknown> | undefined;
@@ -110,15 +144,18 @@ export function createEventConsumer(options: EventConsumerOptions) {
         const applied = await applyOnce(event, message);
         if (applied) options.onApplied?.(event);
         else logger.debug({ eventId: event.eventId }, 'duplicate event ignored');
+        consumed?.inc({ consumer: name, outcome: applied ? 'applied' : 'duplicate' });
         return;
       } catch (error) {
         if (error instanceof PermanentEventError || attempt >= maxAttempts) {
           await deadLetter(message, error, attempt);
+          consumed?.inc({ consumer: name, outcome: 'dead_lettered' });
           return;
         }
         // Shutting down: leave the event uncommitted, the next run retries it.
         if (stopping) throw error;
         backoff = backoff ? backoff.next(undefined) : backoffFactory.next();
+        retries?.inc({ consumer: name });
         logger.warn(
           { err: error, eventId: event.eventId, attempt, retryInMs: Math.round(backoff.duration) },
           'event handler failed; retrying',

@@ -34,7 +34,7 @@ export function createNotificationDispatcher({
         await queue.publish(topology.exchange, `email.${notification.kind.toLowerCase()}`, {
           id: notification.id,
           body: JSON.stringify({ notificationId: notification.id }),
-          headers: { kind: notification.kind },
+          headers: { ...notification.traceContext, kind: notification.kind },
         });
         await store.markEnqueued([notification.id]);
       }

@@ -1,4 +1,7 @@
+import { context } from '@opentelemetry/api';
 import { z } from 'zod';
+import { extractTraceContext } from '../../../lib/observability/createTracing.ts';
+import type { Metrics } from '../../../lib/observability/createMetrics.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import {
   isPermanentJobError,
@@ -33,6 +36,7 @@ export function createNotificationWorker({
   prefetch,
   logger,
   claimMs = 60_000,
+  metrics,
 }: {
   queue: WorkQueue;
   store: NotificationStore;
@@ -42,7 +46,14 @@ export function createNotificationWorker({
   logger: Logger;
   /** How long one attempt may hold a notification before a duplicate job may take it. */
   claimMs?: number;
+  /** `notification_deliveries_total` by outcome: sent, retried, dead_lettered. */
+  metrics?: Metrics;
 }) {
+  const deliveries = metrics?.counter({
+    name: 'notification_deliveries_total',
+    help: 'Notification email attempts by outcome (sent, retried through RabbitMQ, dead_lettered)',
+    labelNames: ['kind', 'outcome'],
+  });
   let consumer: WorkQueueConsumer | undefined;
   const lastAttempt = maxAttempts(topology);
 
@@ -69,15 +80,21 @@ export function createNotificationWorker({
         { err: error, notificationId, attempt: job.attempt, final },
         'notification delivery failed',
       );
+      deliveries?.inc({ kind: notification.kind, outcome: final ? 'dead_lettered' : 'retried' });
       throw error;
     }
     await store.markSent(notificationId);
+    deliveries?.inc({ kind: notification.kind, outcome: 'sent' });
     logger.info({ notificationId, kind: notification.kind, attempt: job.attempt }, 'notification sent');
   }
 
   return {
     async start() {
-      consumer = await queue.consume(topology, { prefetch, handle: deliver });
+      consumer = await queue.consume(topology, {
+        prefetch,
+        // Each delivery runs inside the trace of the order event that caused it (job headers).
+        handle: (job) => context.with(extractTraceContext(job.headers), () => deliver(job)),
+      });
     },
     async stop() {
       await consumer?.stop();

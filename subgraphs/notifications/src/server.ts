@@ -44,6 +44,8 @@ export function createNotificationsService(
     logger,
     handle: createNotificationHandler({ store }),
     onApplied: () => dispatcher.notify(),
+    tracer: deps.observability.tracing.tracer,
+    metrics: deps.observability.metrics,
   });
   const worker = createNotificationWorker({
     queue,
@@ -52,6 +54,7 @@ export function createNotificationsService(
     topology,
     prefetch: config.NOTIFICATION_PREFETCH,
     logger,
+    metrics: deps.observability.metrics,
   });
 
   return createSubgraphService({
@@ -63,6 +66,7 @@ export function createNotificationsService(
     extraMigrations: [consumerMigrations],
     credentials: serviceCredentialsFor('notifications', deps),
     logger,
+    observability: deps.observability,
     production: config.NODE_ENV === 'production',
     onStart: async () => {
       // The queue first: the consumer publishes jobs to it as soon as it starts.

@@ -1,5 +1,6 @@
 import type { Database, Queryable } from '../../../lib/db/createDatabase.ts';
 import { isUuid } from '../../../lib/ids.ts';
+import { injectTraceHeaders } from '../../../lib/observability/createTracing.ts';
 
 export type NotificationStatus = 'PENDING' | 'SENT' | 'FAILED';
 
@@ -15,6 +16,8 @@ export interface NotificationRecord {
   lastError: string | null;
   createdAt: Date;
   deliveredAt: Date | null;
+  /** W3C trace headers of the event that created it (see migrations/002). */
+  traceContext: Record<string, string>;
 }
 
 interface NotificationRow {
@@ -29,6 +32,7 @@ interface NotificationRow {
   last_error: string | null;
   created_at: Date;
   delivered_at: Date | null;
+  trace_context: Record<string, string> | string;
 }
 
 const toRecord = (row: NotificationRow): NotificationRecord => ({
@@ -43,6 +47,10 @@ const toRecord = (row: NotificationRow): NotificationRecord => ({
   lastError: row.last_error,
   createdAt: row.created_at,
   deliveredAt: row.delivered_at,
+  traceContext:
+    typeof row.trace_context === 'string'
+      ? (JSON.parse(row.trace_context) as Record<string, string>)
+      : row.trace_context,
 });
 
 export type NewNotification = Pick<
@@ -61,9 +69,18 @@ export function createNotificationStore(db: Database) {
     /** Idempotent: the same notification (same id) is recorded once. */
     async add(tx: Queryable, input: NewNotification): Promise<void> {
       await tx.query(
-        `INSERT INTO notifications (id, user_id, kind, recipient, subject, body, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING') ON CONFLICT (id) DO NOTHING`,
-        [input.id, input.userId, input.kind, input.recipient, input.subject, input.body],
+        `INSERT INTO notifications (id, user_id, kind, recipient, subject, body, status, trace_context)
+         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT (id) DO NOTHING`,
+        [
+          input.id,
+          input.userId,
+          input.kind,
+          input.recipient,
+          input.subject,
+          input.body,
+          // Recorded while the event that caused it is being handled, inside its trace.
+          JSON.stringify(injectTraceHeaders()),
+        ],
       );
     },
 

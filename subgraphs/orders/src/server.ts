@@ -40,7 +40,7 @@ export function createOrdersService(
   const store = createOrderStore(db);
   const production = config.NODE_ENV === 'production';
   const credentials = serviceCredentialsFor('orders', deps);
-  const relay = createOutboxRelay({ db, stream, logger });
+  const relay = createOutboxRelay({ db, stream, logger, metrics: deps.observability.metrics });
   const sagaStore = createSagaStore(db);
   const abort = new AbortController();
   const clientFor = (name: keyof OrdersSiblings) =>
@@ -116,6 +116,7 @@ export function createOrdersService(
     extraMigrations: [outboxMigrations],
     credentials,
     logger,
+    observability: deps.observability,
     production,
     seed: seedDemoOrders,
     onStart: async () => {

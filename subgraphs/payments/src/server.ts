@@ -68,6 +68,7 @@ export function createPaymentsService(
     migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
     credentials: serviceCredentialsFor('payments', deps),
     logger,
+    observability: deps.observability,
     production,
     seed: seedDemoPayments,
     createContext: (caller) => createPaymentsContext(store, caller),

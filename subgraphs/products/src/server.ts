@@ -48,6 +48,7 @@ export function createProductsService(deps: SubgraphDeps, options: ProductsServi
     migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
     credentials: serviceCredentialsFor('products', deps),
     logger,
+    observability: deps.observability,
     production,
     seed: seedDemoProducts,
     onStart: () => sweeper.start(),

@@ -17,7 +17,7 @@ const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url)
 export function createUsersService(deps: SubgraphDeps): Service {
   const { config, db, logger, secrets, stream } = deps;
   const store = createUserStore(db);
-  const relay = createOutboxRelay({ db, stream, logger });
+  const relay = createOutboxRelay({ db, stream, logger, metrics: deps.observability.metrics });
   const production = config.NODE_ENV === 'production';
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
 
@@ -52,6 +52,7 @@ export function createUsersService(deps: SubgraphDeps): Service {
     extraMigrations: [outboxMigrations],
     credentials: serviceCredentialsFor('users', deps),
     logger,
+    observability: deps.observability,
     production,
     seed: ensureAdmin,
     onStart: () => relay.start(),

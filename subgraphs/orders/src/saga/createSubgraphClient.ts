@@ -1,3 +1,4 @@
+import { injectTraceHeaders } from '../../../../lib/observability/createTracing.ts';
 import {
   BrokenCircuitError,
   circuitBreaker,
@@ -86,10 +87,10 @@ export function createSubgraphClient(options: SubgraphClientOptions) {
     try {
       response = await fetch(url, {
         method: 'POST',
-        headers: {
+        headers: injectTraceHeaders({
           'content-type': 'application/json',
           [SERVICE_CREDENTIAL_HEADER]: await credentials.sign(call.viewer ?? null),
-        },
+        }),
         body: JSON.stringify({ query, variables }),
         signal: AbortSignal.any(signals),
       });
