@@ -95,6 +95,7 @@ export function createGateway({
     secrets,
     routed,
     http,
+    metrics: observability.metrics,
   });
   resources.defer(() => subscriptions.stop());
   const apollo = new ApolloServer<GatewayContext>({

@@ -93,6 +93,10 @@ describe('subscriptions through the gateway over graphql-ws', () => {
       true,
     );
     expect(bed.ticker.subscribeCount - before).toBe(1);
+    // The same fan-out, as an operator sees it on /metrics.
+    const metrics = await fetch(new URL('/metrics', bed.url)).then((r) => r.text());
+    expect(metrics).toMatch(/^gateway_upstream_subscriptions\{[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^gateway_subscriptions\{[^}]*\} 200$/m);
 
     for (const subscriber of subscribers) subscriber.dispose();
     await upstreamReady('shared', 0);

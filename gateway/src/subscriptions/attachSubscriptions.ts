@@ -18,6 +18,7 @@ import {
 import type { Config } from '../../../lib/config.ts';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
 import type { Logger } from '../../../lib/logger.ts';
+import type { Metrics } from '../../../lib/observability/createMetrics.ts';
 import { SubgraphDataSource, type Fetcher } from '../subgraphs/createSubgraphDataSource.ts';
 import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
 import { createSharedSubscriptions } from './createSharedSubscriptions.ts';
@@ -58,6 +59,7 @@ export function attachSubscriptions({
   secrets,
   routed,
   http,
+  metrics,
 }: {
   httpServer: Server;
   app: Express;
@@ -69,6 +71,8 @@ export function attachSubscriptions({
   routed: (endpoint: SubgraphEndpoint) => SubgraphEndpoint;
   /** The gateway's pooled HTTP client for subgraphs, used for the entity fetches of each event. */
   http: { fetcher: Fetcher };
+  /** WebSocket connections, client and upstream subscriptions, read at scrape time. */
+  metrics?: Metrics;
 }) {
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
   const credentials = createServiceCredentials({
@@ -109,6 +113,27 @@ export function attachSubscriptions({
   // --- GraphQL over WebSocket ---------------------------------------------------------------
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();
+  metrics?.gauge({
+    name: 'gateway_websocket_connections',
+    help: 'Open GraphQL-over-WebSocket client connections',
+    collect() {
+      this.set(wsServer.clients.size);
+    },
+  });
+  metrics?.gauge({
+    name: 'gateway_subscriptions',
+    help: 'Subscriptions served to clients (WebSocket and SSE)',
+    collect() {
+      this.set(shared.subscriberCount);
+    },
+  });
+  metrics?.gauge({
+    name: 'gateway_upstream_subscriptions',
+    help: 'Subscriptions open to subgraphs; identical client subscriptions share one',
+    collect() {
+      this.set(shared.upstreamCount);
+    },
+  });
   const wsCleanup = useServer<Record<string, unknown> | undefined>(
     {
       connectionInitWaitTimeout: config.SUBSCRIPTION_CONNECTION_INIT_TIMEOUT_MS,

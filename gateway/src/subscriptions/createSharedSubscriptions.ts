@@ -147,6 +147,13 @@ export function createSharedSubscriptions({
       return streams.size;
     },
 
+    /** Client subscriptions currently served, over all upstreams. */
+    get subscriberCount() {
+      let count = 0;
+      for (const stream of streams.values()) count += stream.subscribers.size;
+      return count;
+    },
+
     stop() {
       for (const stream of streams.values()) stream.stop();
       streams.clear();
