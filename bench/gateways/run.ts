@@ -378,11 +378,11 @@ async function main() {
   const ours = rows.find((r) => r.name === 'event-federation');
   const ratio = (a: number | undefined, b: number) => (a === undefined ? 'n/a' : `${(a / b).toFixed(2)}×`);
   const table = [
-    "| gateway | req/s | p50 ms | p95 ms | p99 ms | errors / requests | gateway CPU | peak RSS MiB | this gateway's req/s ÷ | this gateway's p95 ÷ |",
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    "| gateway | req/s | req per gateway CPU-s | p50 ms | p95 ms | p99 ms | errors / requests | gateway CPU | peak RSS MiB | this gateway's req/s ÷ | this gateway's p95 ÷ |",
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.label} | ${r.rps.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.errors} / ${r.requests} | ${r.cpu.toFixed(0)}% | ${r.rss.toFixed(0)} | ${r === ours ? '—' : ratio(ours?.rps, r.rps)} | ${r === ours ? '—' : ratio(ours?.p95, r.p95)} |`,
+        `| ${r.label} | ${r.rps.toFixed(1)} | ${r.cpu > 0 ? (r.rps / (r.cpu / 100)).toFixed(1) : 'n/a'} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.errors} / ${r.requests} | ${r.cpu.toFixed(0)}% | ${r.rss.toFixed(0)} | ${r === ours ? '—' : ratio(ours?.rps, r.rps)} | ${r === ours ? '—' : ratio(ours?.p95, r.p95)} |`,
     ),
   ];
   const perRound = rows.map(
