@@ -11,7 +11,8 @@ export default defineConfig({
   resolve: { alias: [{ find: /^graphql$/, replacement: graphqlCommonJs }] },
   test: {
     include: ['**/*.test.ts'],
-    exclude: ['node_modules/**', '.data/**'],
+    // bench/ holds benchmarks (npm run bench:*), never run as tests, and its own peers' node_modules.
+    exclude: ['node_modules/**', '.data/**', 'bench/**'],
     // Each test file boots its own services (an embedded PGlite takes ~2 s to initialise).
     testTimeout: 30_000,
     hookTimeout: 60_000,

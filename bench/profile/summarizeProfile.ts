@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Where a CPU profile's time went: `node --import tsx bench/profile/summarizeProfile.ts
+ * <file.cpuprofile> [top]`. Prints self time by function and by package (node_modules/<pkg>,
+ * node: internals, this project's files), as markdown tables.
+ */
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const [file, topArg] = process.argv.slice(2);
+if (!file) throw new Error('usage: summarizeProfile.ts <file.cpuprofile> [top]');
+const top = Number(topArg ?? 25);
+const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+const selfMicros = new Map<number, number>();
+profile.samples.forEach((id, i) =>
+  selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)),
+);
+const total = [...selfMicros.values()].reduce((a, b) => a + b, 0);
+
+function packageOf(url: string): string {
+  if (!url) return '(native / VM)';
+  if (url.startsWith('node:')) return 'node: internals';
+  // The innermost package: a nested node_modules copy counts as the package that holds it.
+  const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(url);
+  if (match) return match[1]!;
+  const project = /\/(gateway|lib|subgraphs|bench|scripts)\//.exec(url);
+  return project ? `project ${project[1]}/` : url;
+}
+
+const byFunction = new Map<string, number>();
+const byPackage = new Map<string, number>();
+for (const [id, micros] of selfMicros) {
+  const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+  const pkg = packageOf(url);
+  const name = `${functionName || '(anonymous)'} — ${pkg}${url ? `:${url.split('/').pop()}:${lineNumber + 1}` : ''}`;
+  byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
+  byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + micros);
+}
+
+const table = (title: string, rows: Map<string, number>) => {
+  console.log(`| ${title} | self ms | share |\n| --- | ---: | ---: |`);
+  for (const [name, micros] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(
+      `| ${name.replaceAll('|', '\\|')} | ${(micros / 1000).toFixed(0)} | ${((100 * micros) / total).toFixed(1)}% |`,
+    );
+  }
+  console.log('');
+};
+console.log(`Profile ${file}: ${(total / 1e6).toFixed(1)} s sampled.\n`);
+table('package', byPackage);
+table('function', byFunction);
