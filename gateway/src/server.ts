@@ -17,6 +17,7 @@ import { listen, urlFor } from '../../lib/http/listen.ts';
 import { createDisposableStack } from '../../lib/lifecycle.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
+import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { checkSubgraphs } from './health/checkSubgraphs.ts';
 import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
 import { createSupergraphManager, type SubgraphEndpoint } from './supergraph/createSupergraphManager.ts';
@@ -92,6 +93,7 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok', service: 'gateway', uptimeSeconds: Math.round(process.uptime()) });
   });
+  app.use(serveDashboard({ logger, production }));
   app.get('/ready', async (_req, res) => {
     const subgraphs = started
       ? await checkSubgraphs(supergraph.endpoints().map(routed), {
