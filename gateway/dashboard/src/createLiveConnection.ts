@@ -1,3 +1,4 @@
+import type { GraphQLFormattedError } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
 
 export type ConnectionStatus = 'connecting' | 'live' | 'reconnecting' | 'offline';
@@ -23,6 +24,7 @@ export interface LiveConnectionOptions {
 
 // graphql-ws close codes: 4401 Unauthorized, 4403 Forbidden (connection_init refused).
 const REJECTED_CODES = new Set([4401, 4403]);
+const REJECTED_ERROR_CODES = new Set(['UNAUTHENTICATED', 'FORBIDDEN']);
 const MAX_RETRY_DELAY_MS = 5_000;
 const RESUBSCRIBE_DELAY_MS = 1_000;
 
@@ -83,8 +85,14 @@ export function createLiveConnection(options: LiveConnectionOptions): LiveConnec
         },
         error: (error) => {
           unsubscribes.delete(unsubscribe);
-          if (Array.isArray(error))
-            options.onSubscriptionError(error.map((e: Error) => e.message).join('; '));
+          const errors = Array.isArray(error) ? (error as GraphQLFormattedError[]) : [];
+          const message = errors.map((e) => e.message).join('; ');
+          // Refused for who we are (token expired, role gone): asking again every second cannot help.
+          if (errors.some((e) => REJECTED_ERROR_CODES.has(String(e.extensions?.['code'])))) {
+            options.onRejected(message);
+            return;
+          }
+          if (message) options.onSubscriptionError(message);
           later(() => subscribe(query, onData));
         },
         complete: () => {
