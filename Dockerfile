@@ -1,5 +1,6 @@
 # One image for every service: the gateway by default; docker-compose.yml overrides the command
-# per service (npm run start:<name>). TypeScript runs directly with tsx, so there is no build step.
+# per service (npm run start:<name>). TypeScript runs directly with tsx; the one build step bundles
+# the dashboard, which a production gateway serves as built.
 FROM node:20-slim
 
 WORKDIR /app
@@ -13,6 +14,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit && npm cache clean --force
 
 COPY . .
+RUN npm run build
 # Embedded PGlite and the generated development secrets live in DATA_DIR (.data) when no
 # DATABASE_URL or secrets are given; the unprivileged user must be able to write there.
 RUN mkdir -p .data && chown node:node .data

@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.data/', 'dist/', 'coverage/', '.ci/results/'] },
+  { ignores: ['node_modules/', '.data/', '**/dist/', 'coverage/', '.ci/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

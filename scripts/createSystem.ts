@@ -71,6 +71,8 @@ export interface System {
    * restarted process would (tests of what survives a restart).
    */
   restart(name: SubgraphName): Promise<void>;
+  /** Stops the gateway and starts a new one on the same port (clients see their sockets close). */
+  restartGateway(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -123,30 +125,41 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     for (const name of factories.keys()) {
       await startSubgraph(name, options.ephemeralPorts ? 0 : subgraphPort(config, name));
     }
-    const gateway = createGateway({
-      config,
-      logger: logger.child({ service: 'gateway' }),
-      secrets,
-      subgraphUrls: Object.fromEntries(Object.entries(subgraphs).map(([name, s]) => [name, s.url])),
-    });
-    resources.defer(() => gateway.stop());
-    const { url: gatewayUrl } = await gateway.start({
-      port: options.ephemeralPorts ? 0 : config.PORT,
-      host: config.HOST,
-    });
+    let gateway: Gateway;
+    async function startGateway(port: number) {
+      const instance = createGateway({
+        config,
+        logger: logger.child({ service: 'gateway' }),
+        secrets,
+        subgraphUrls: Object.fromEntries(Object.entries(subgraphs).map(([name, s]) => [name, s.url])),
+      });
+      resources.defer(() => instance.stop());
+      gateway = instance;
+      return instance.start({ port, host: config.HOST });
+    }
+    const { url: gatewayUrl, port: gatewayPort } = await startGateway(
+      options.ephemeralPorts ? 0 : config.PORT,
+    );
     async function restart(name: SubgraphName) {
       const current = subgraphs[name];
       await current.service.stop();
       await startSubgraph(name, Number(new URL(current.url).port));
     }
+    async function restartGateway() {
+      await gateway.stop();
+      await startGateway(gatewayPort);
+    }
     return {
       gatewayUrl,
       secrets,
       subgraphs,
-      gateway,
+      get gateway() {
+        return gateway;
+      },
       stream,
       queue,
       restart,
+      restartGateway,
       stop: () => resources.dispose(),
     };
   } catch (error) {

@@ -22,6 +22,7 @@ import { createRequestLogPlugin } from '../../lib/observability/createRequestLog
 import { createOperationSpanPlugin } from '../../lib/observability/createOperationSpanPlugin.ts';
 import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
+import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { checkSubgraphs } from './health/checkSubgraphs.ts';
 import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
 import { attachSubscriptions } from './subscriptions/attachSubscriptions.ts';
@@ -131,6 +132,7 @@ export function createGateway({
     res.json({ status: 'ok', service: 'gateway', uptimeSeconds: Math.round(process.uptime()) });
   });
   app.get('/metrics', observability.metrics.handler);
+  app.use(serveDashboard({ logger, production }));
   app.get('/ready', async (_req, res) => {
     const subgraphs = started
       ? await checkSubgraphs(supergraph.endpoints().map(routed), {

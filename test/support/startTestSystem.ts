@@ -56,6 +56,10 @@ export async function startTestSystem(
   });
   return {
     ...system,
+    // A getter, so that it follows restartGateway().
+    get gateway() {
+      return system.gateway;
+    },
     config,
     graphql: (query, variables, token) =>
       postGraphQL(system.gatewayUrl, { query, variables }, token ? { authorization: `Bearer ${token}` } : {}),
