@@ -1,7 +1,14 @@
 import { z } from 'zod';
 
 /** The subgraphs of the supergraph, in routing order. Names match supergraph.yaml. */
-export const SUBGRAPH_NAMES = ['users', 'products', 'orders', 'payments', 'notifications'] as const;
+export const SUBGRAPH_NAMES = [
+  'users',
+  'products',
+  'orders',
+  'payments',
+  'analytics',
+  'notifications',
+] as const;
 export type SubgraphName = (typeof SUBGRAPH_NAMES)[number];
 
 export const DEFAULT_PORTS: Record<SubgraphName | 'gateway', number> = {
@@ -10,6 +17,7 @@ export const DEFAULT_PORTS: Record<SubgraphName | 'gateway', number> = {
   products: 4002,
   orders: 4003,
   payments: 4004,
+  analytics: 4005,
   notifications: 4006,
 };
 
@@ -34,6 +42,7 @@ export const configSchema = z
     PRODUCTS_PORT: port.default(DEFAULT_PORTS.products),
     ORDERS_PORT: port.default(DEFAULT_PORTS.orders),
     PAYMENTS_PORT: port.default(DEFAULT_PORTS.payments),
+    ANALYTICS_PORT: port.default(DEFAULT_PORTS.analytics),
     NOTIFICATIONS_PORT: port.default(DEFAULT_PORTS.notifications),
     /**
      * An OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318): spans are exported
@@ -90,6 +99,7 @@ export const configSchema = z
     SUBGRAPH_PRODUCTS_URL: optionalUrl,
     SUBGRAPH_ORDERS_URL: optionalUrl,
     SUBGRAPH_PAYMENTS_URL: optionalUrl,
+    SUBGRAPH_ANALYTICS_URL: optionalUrl,
     SUBGRAPH_NOTIFICATIONS_URL: optionalUrl,
     /** Keep-alive connections the gateway holds open per subgraph. */
     SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),

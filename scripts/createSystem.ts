@@ -13,6 +13,7 @@ import { createEventStream } from '../lib/messaging/createEventStream.ts';
 import { createWorkQueue } from '../lib/messaging/createWorkQueue.ts';
 import type { WorkQueue } from '../lib/messaging/workQueue.ts';
 import { createObservability } from '../lib/observability/createObservability.ts';
+import { createAnalyticsService } from '../subgraphs/analytics/src/server.ts';
 import { createNotificationsService } from '../subgraphs/notifications/src/server.ts';
 import type { Mailer } from '../subgraphs/notifications/src/mailer.ts';
 import type { EventStream } from '../lib/messaging/eventStream.ts';
@@ -40,6 +41,7 @@ function subgraphFactories(mailer: Mailer | undefined): [SubgraphName, SystemFac
           },
         }),
     ],
+    ['analytics', (deps) => createAnalyticsService(deps)],
     ['notifications', (deps) => createNotificationsService(deps, { mailer })],
   ];
 }
@@ -73,11 +75,16 @@ export interface System {
   restart(name: SubgraphName): Promise<void>;
   /** Stops the gateway and starts a new one on the same port (clients see their sockets close). */
   restartGateway(): Promise<void>;
+  /**
+   * Starts one more instance of a subgraph on the same database schema and brokers, on its own
+   * port, as a second replica would run (tests of what replicas share). Stopped with the system.
+   */
+  startReplica(name: SubgraphName): Promise<{ service: Service; url: string }>;
   stop(): Promise<void>;
 }
 
 /**
- * Everything in one process (npm start, the tests): the four subgraphs on one embedded PGlite
+ * Everything in one process (npm start, the tests): the subgraphs on one embedded PGlite
  * (or DATABASE_URL's PostgreSQL), each in its own schema, and the gateway routing to them.
  */
 export async function createSystem(options: SystemOptions): Promise<System> {
@@ -105,7 +112,7 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     const subgraphs = {} as System['subgraphs'];
     const factories = new Map(subgraphFactories(options.mailer));
     const secretsAndBrokers = { config, secrets, stream, queue };
-    async function startSubgraph(name: SubgraphName, port: number) {
+    async function startInstance(name: SubgraphName, port: number) {
       const db = await openServiceDatabase(config, {
         schema: `${options.schemaPrefix ?? ''}${name}`,
         shared,
@@ -120,7 +127,10 @@ export async function createSystem(options: SystemOptions): Promise<System> {
       );
       resources.defer(() => service.stop());
       const { url } = await service.start({ port, host: config.HOST });
-      subgraphs[name] = { service, url, db };
+      return { service, url, db };
+    }
+    async function startSubgraph(name: SubgraphName, port: number) {
+      subgraphs[name] = await startInstance(name, port);
     }
     for (const name of factories.keys()) {
       await startSubgraph(name, options.ephemeralPorts ? 0 : subgraphPort(config, name));
@@ -160,6 +170,7 @@ export async function createSystem(options: SystemOptions): Promise<System> {
       queue,
       restart,
       restartGateway,
+      startReplica: (name) => startInstance(name, 0),
       stop: () => resources.dispose(),
     };
   } catch (error) {

@@ -61,6 +61,7 @@ describe('running it', () => {
       PRODUCTS_PORT: '0',
       ORDERS_PORT: '0',
       PAYMENTS_PORT: '0',
+      ANALYTICS_PORT: '0',
       NOTIFICATIONS_PORT: '0',
       // Real brokers (under CI) are shared: keep this process's topics and queues to itself.
       MESSAGING_NAMESPACE: `proc${Date.now().toString(36)}_`,

@@ -23,6 +23,7 @@ import { createRequestLogPlugin } from '../observability/createRequestLogPlugin.
 import { createOperationSpanPlugin } from '../observability/createOperationSpanPlugin.ts';
 import { traceRequests } from '../observability/traceRequests.ts';
 import { createFormatError } from './formatError.ts';
+import { createSubgraphWebSocket } from './createSubgraphWebSocket.ts';
 import { listen, urlFor } from './listen.ts';
 
 /** A process-level unit with an explicit lifecycle: built apart, started, stopped once. */
@@ -60,7 +61,8 @@ export interface SubgraphServiceOptions<TContext> {
 
 /**
  * The shape every subgraph shares: `/graphql` for the gateway and sibling services (signed
- * service credential required), `/health` for liveness and `/ready` for its database.
+ * service credential required) over HTTP and over WebSocket (graphql-ws, for subscriptions),
+ * `/health` for liveness and `/ready` for its database.
  */
 export function createSubgraphService<TContext extends object>(
   options: SubgraphServiceOptions<TContext>,
@@ -69,8 +71,10 @@ export function createSubgraphService<TContext extends object>(
   const app = express();
   app.disable('x-powered-by');
   const httpServer: Server = createServer(app);
+  const schema = buildSubgraphSchema({ typeDefs: options.typeDefs, resolvers: options.resolvers });
+  const formatError = createFormatError({ logger, production: options.production });
   const apollo = new ApolloServer<TContext>({
-    schema: buildSubgraphSchema({ typeDefs: options.typeDefs, resolvers: options.resolvers }),
+    schema,
     // Inline (ftv1) traces are for Apollo Studio, which this project does not report to.
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
@@ -80,8 +84,17 @@ export function createSubgraphService<TContext extends object>(
       createRequestLogPlugin(logger, 'debug'),
     ],
     includeStacktraceInErrorResponses: !options.production,
-    formatError: createFormatError({ logger, production: options.production }),
+    formatError,
     logger,
+  });
+  const webSocket = createSubgraphWebSocket({
+    httpServer,
+    path: '/graphql',
+    schema,
+    credentials,
+    createContext: options.createContext,
+    formatError,
+    production: options.production,
   });
   let url: string | undefined;
   let state: 'built' | 'starting' | 'started' | 'stopping' | 'stopped' = 'built';
@@ -148,6 +161,8 @@ export function createSubgraphService<TContext extends object>(
     stop() {
       stopping ??= (async () => {
         state = 'stopping';
+        // Subscriptions first (close 1001, going away): the gateway resubscribes elsewhere.
+        await webSocket.close();
         // Drains in-flight requests (ApolloServerPluginDrainHttpServer closes the HTTP server),
         // then lets go of the pool.
         if (apolloStarted && httpServer.listening) await apollo.stop();

@@ -1,9 +1,10 @@
 import DataLoader from 'dataloader';
 import { requireSelfOrAdmin, requireViewer } from '../../../lib/auth/authorize.ts';
-import type { ServiceCaller, Viewer } from '../../../lib/auth/tokens.ts';
+import { Role, type ServiceCaller, type Viewer } from '../../../lib/auth/tokens.ts';
 import { decodeCursor, pageSize, toConnection } from '../../../lib/graphql/connection.ts';
 import { dateTimeScalar } from '../../../lib/graphql/dateTimeScalar.ts';
-import { appError, ErrorCode } from '../../../lib/errors.ts';
+import { appError, badUserInput, ErrorCode } from '../../../lib/errors.ts';
+import type { OrderStatusChange, OrderStatusFeed } from './createOrderStatusFeed.ts';
 import { SubgraphCallError } from './saga/createSubgraphClient.ts';
 import type { PlaceOrder } from './saga/placeOrder.ts';
 import type { OrderItemRecord, OrderRecord, OrderStore, SagaStepRecord } from './store.ts';
@@ -26,7 +27,15 @@ export function createOrdersContext(store: OrderStore, caller: ServiceCaller): O
 
 const CURSOR_KIND = 'order';
 
-export function createOrdersResolvers({ store, placeOrder }: { store: OrderStore; placeOrder: PlaceOrder }) {
+export function createOrdersResolvers({
+  store,
+  placeOrder,
+  statusFeed,
+}: {
+  store: OrderStore;
+  placeOrder: PlaceOrder;
+  statusFeed: OrderStatusFeed;
+}) {
   return {
     DateTime: dateTimeScalar,
     Mutation: {
@@ -52,6 +61,34 @@ export function createOrdersResolvers({ store, placeOrder }: { store: OrderStore
         const order = await ctx.orders.load(id);
         if (order) requireSelfOrAdmin(ctx.viewer, order.userId, 'orders');
         return order;
+      },
+    },
+    Subscription: {
+      orderStatusChanged: {
+        subscribe: async (_: unknown, { orderId }: { orderId?: string | null }, ctx: OrdersContext) => {
+          const viewer = requireViewer(ctx.viewer);
+          if (orderId !== undefined && orderId !== null) {
+            const order = await ctx.orders.load(orderId);
+            if (!order) throw badUserInput('There is no order with this id.', { argumentName: 'orderId' });
+            requireSelfOrAdmin(viewer, order.userId, 'orders');
+            return statusFeed.subscribe((change) => change.orderId === order.id);
+          }
+          const everyone = viewer.role === Role.ADMIN;
+          return statusFeed.subscribe((change) => everyone || change.userId === viewer.id);
+        },
+        // The status (and reason) as the event tells it, even if the order has moved on since;
+        // the other fields as they are now.
+        resolve: async (change: OrderStatusChange, _: unknown, ctx: OrdersContext) => {
+          const order = await ctx.orders.load(change.orderId);
+          if (!order) throw new Error(`order ${change.orderId} of a status event is missing`);
+          return {
+            ...order,
+            status: change.status,
+            failureReason:
+              change.status === 'CANCELLED' ? (change.failureReason ?? order.failureReason) : null,
+            updatedAt: change.occurredAt,
+          };
+        },
       },
     },
     User: {

@@ -9,6 +9,7 @@ import type { Config } from '../../../lib/config.ts';
 import { subgraphPort, subgraphUrlOverride } from '../../../lib/config.ts';
 import { outboxMigrations } from '../../../lib/outbox/appendEvent.ts';
 import { createOutboxRelay } from '../../../lib/outbox/createOutboxRelay.ts';
+import { createOrderStatusFeed } from './createOrderStatusFeed.ts';
 import { createSagaRunner } from './saga/createSagaRunner.ts';
 import { createSubgraphClient } from './saga/createSubgraphClient.ts';
 import { createPlaceOrder } from './saga/placeOrder.ts';
@@ -42,6 +43,7 @@ export function createOrdersService(
   const credentials = serviceCredentialsFor('orders', deps);
   const relay = createOutboxRelay({ db, stream, logger, metrics: deps.observability.metrics });
   const sagaStore = createSagaStore(db);
+  const statusFeed = createOrderStatusFeed({ stream, logger });
   const abort = new AbortController();
   const clientFor = (name: keyof OrdersSiblings) =>
     createSubgraphClient({ name, url: siblings[name], credentials, signal: abort.signal });
@@ -110,7 +112,7 @@ export function createOrdersService(
   return createSubgraphService({
     name: 'orders',
     typeDefs,
-    resolvers: createOrdersResolvers({ store, placeOrder }),
+    resolvers: createOrdersResolvers({ store, placeOrder, statusFeed }),
     db,
     migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
     extraMigrations: [outboxMigrations],
@@ -120,6 +122,7 @@ export function createOrdersService(
     production,
     seed: seedDemoOrders,
     onStart: async () => {
+      await statusFeed.start();
       relay.start();
       await runner.resumeAll();
     },
@@ -127,6 +130,7 @@ export function createOrdersService(
       // The runner first: its last transitions go to the outbox, which the relay then publishes.
       await runner.stop();
       await relay.stop();
+      await statusFeed.stop();
     },
     createContext: (caller) => createOrdersContext(store, caller),
   });

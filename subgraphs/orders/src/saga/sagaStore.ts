@@ -25,6 +25,10 @@ export interface OrderEventData {
   email: string | null;
   items: OrderItemRecord[];
   totalCents: number;
+  /** The order's status once this event happened (analytics and subscriptions read it). */
+  status: OrderRecord['status'];
+  /** When the order was placed (ISO-8601), on every event so a consumer never needs OrderPlaced first. */
+  placedAt: string;
   reason?: string;
   paymentId?: string;
   reservationId?: string;
@@ -34,6 +38,8 @@ export interface OrderEventData {
 export interface SagaOrder {
   id: string;
   userId: string;
+  status: OrderRecord['status'];
+  createdAt: Date;
   totalCents: number;
   sagaState: SagaState;
   failureReason: string | null;
@@ -48,6 +54,8 @@ export interface SagaOrder {
 interface SagaOrderRow {
   id: string;
   user_id: string;
+  status: OrderRecord['status'];
+  created_at: Date;
   total_cents: number;
   saga_state: SagaState;
   failure_reason: string | null;
@@ -101,6 +109,8 @@ export function createSagaStore(db: Database) {
     return {
       id: row.id,
       userId: row.user_id,
+      status: row.status,
+      createdAt: new Date(row.created_at),
       totalCents: row.total_cents,
       sagaState: row.saga_state,
       failureReason: row.failure_reason,
@@ -138,6 +148,8 @@ export function createSagaStore(db: Database) {
         email: order.userEmail,
         items: order.items,
         totalCents: order.totalCents,
+        status: order.status,
+        placedAt: order.createdAt.toISOString(),
         ...extra,
       },
     });

@@ -1,0 +1,143 @@
+import { createEventHub } from '../../../lib/graphql/createEventHub.ts';
+import type { Logger } from '../../../lib/logger.ts';
+import type { AnalyticsStore, MetricsSnapshot } from './store.ts';
+
+/** API.md: salesMetricsUpdated is pushed at most this often. */
+export const METRICS_PUSH_INTERVAL_MS = 250;
+
+/**
+ * The pushes of `salesMetricsUpdated` from one replica.
+ *
+ * Several replicas split the `order-events` partitions, so each applies only part of the changes,
+ * yet each one's subscribers must see the global metrics. They share the analytics database, and
+ * every change bumps its `metrics_version` counter in the change's own transaction. So:
+ * - a change this replica applied pushes at once (`changed()`, from the consumer);
+ * - while anyone is subscribed, the replica reads the counter every interval and pushes when it
+ *   moved (changes applied by the other replicas);
+ * - pushes are throttled to one per interval, with a trailing push, so the last state always
+ *   goes out; a push reads the metrics once, for all subscribers, and is skipped when the
+ *   version is the one last pushed.
+ * Polling one row costs a cheap query per replica per 250 ms, only while subscribed, and works the
+ * same on PostgreSQL and on embedded PGlite (which has no LISTEN/NOTIFY between processes).
+ */
+export function createMetricsFeed({
+  store,
+  logger,
+  intervalMs = METRICS_PUSH_INTERVAL_MS,
+}: {
+  store: AnalyticsStore;
+  logger: Logger;
+  intervalMs?: number;
+}) {
+  const hub = createEventHub<MetricsSnapshot>();
+  let lastPushedVersion = -1;
+  let lastPushAt = 0;
+  let pending = false;
+  let pushing: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let poller: NodeJS.Timeout | undefined;
+  let polling = false;
+  let stopped = false;
+
+  function schedule(): void {
+    if (stopped || timer || pushing || !pending) return;
+    const waitMs = Math.max(0, lastPushAt + intervalMs - Date.now());
+    timer = setTimeout(() => {
+      timer = undefined;
+      pushing = push().finally(() => {
+        pushing = undefined;
+        schedule();
+      });
+    }, waitMs);
+  }
+
+  async function push(): Promise<void> {
+    pending = false;
+    lastPushAt = Date.now();
+    if (hub.size === 0) return;
+    try {
+      const snapshot = await store.snapshot();
+      if (snapshot.version === lastPushedVersion) return;
+      lastPushedVersion = snapshot.version;
+      hub.publish(snapshot);
+    } catch (error) {
+      logger.warn({ err: error }, 'reading the sales metrics failed; the next change retries');
+    }
+  }
+
+  async function poll(): Promise<void> {
+    if (polling || hub.size === 0) return;
+    polling = true;
+    try {
+      if ((await store.version()) !== lastPushedVersion) changed();
+    } catch (error) {
+      logger.warn({ err: error }, 'polling the sales metrics version failed');
+    } finally {
+      polling = false;
+    }
+  }
+
+  function changed(): void {
+    pending = true;
+    schedule();
+  }
+
+  return {
+    changed,
+
+    start(): void {
+      stopped = false;
+      poller ??= setInterval(() => void poll(), intervalMs);
+    },
+
+    /**
+     * The current metrics at once, then every pushed change. Subscribes before reading, so a
+     * change between the two is not lost; pushes not newer than what was already sent are skipped.
+     */
+    async subscribe(): Promise<AsyncIterableIterator<MetricsSnapshot>> {
+      const live = hub.subscribe();
+      let current: MetricsSnapshot;
+      try {
+        current = await store.snapshot();
+      } catch (error) {
+        await live.return?.();
+        throw error;
+      }
+      let first: MetricsSnapshot | undefined = current;
+      let sentVersion = current.version;
+      const iterator: AsyncIterableIterator<MetricsSnapshot> = {
+        [Symbol.asyncIterator]() {
+          return iterator;
+        },
+        async next() {
+          if (first) {
+            const value = first;
+            first = undefined;
+            return { done: false, value };
+          }
+          for (;;) {
+            const result = await live.next();
+            if (result.done || result.value.version > sentVersion) {
+              if (!result.done) sentVersion = result.value.version;
+              return result;
+            }
+          }
+        },
+        return: () => live.return!(),
+      };
+      return iterator;
+    },
+
+    /** Ends every subscription and the timers. Idempotent. */
+    async stop(): Promise<void> {
+      stopped = true;
+      clearInterval(poller);
+      poller = undefined;
+      clearTimeout(timer);
+      timer = undefined;
+      await pushing;
+      hub.close();
+    },
+  };
+}
+export type MetricsFeed = ReturnType<typeof createMetricsFeed>;
