@@ -80,7 +80,7 @@ describe('metrics, logs and traces', () => {
     }
   });
 
-  it('follows one order by its trace id from the gateway’s log line into orders and notifications', async () => {
+  it('follows one order by its trace id from the gateway’s log line into orders, analytics and notifications', async () => {
     const admin = await logIn(system, ADMIN.email, ADMIN.password);
     const product = await createProduct(system, admin, { stock: 5 });
     const user = await signUp(system, 'Tracy');
@@ -107,10 +107,15 @@ describe('metrics, logs and traces', () => {
     const traced = (service: string) =>
       logs.filter((l) => l['service'] === service && l.trace_id === traceId);
     // The saga's calls carry the trace to the siblings; the order's events carry it through Kafka
-    // to notifications, and the notification's job carries it through RabbitMQ to the email.
+    // to analytics and notifications, and the notification's job carries it through RabbitMQ to
+    // the email.
     expect(traced('orders').length).toBeGreaterThan(0);
     expect(traced('products').length).toBeGreaterThan(0);
     expect(traced('payments').length).toBeGreaterThan(0);
+    await eventually(
+      async () => traced('analytics').map((l) => `${String(l.msg)}:${String(l['eventType'])}`),
+      (lines) => lines.includes('order event applied:OrderConfirmed'),
+    );
     await eventually(
       async () => traced('notifications').map((l) => `${String(l.msg)}:${String(l['kind'])}`),
       (lines) => lines.includes('notification sent:ORDER_CONFIRMED'),
