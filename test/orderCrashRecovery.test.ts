@@ -1,0 +1,298 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  PRODUCTION_PAYMENT_TIMING,
+  providerChargeKey,
+} from '../subgraphs/payments/src/createPaymentProcessing.ts';
+import { createTestPaymentProvider } from '../subgraphs/payments/src/createTestPaymentProvider.ts';
+import { createHoldingProxy } from './support/createHoldingProxy.ts';
+import { eventually } from './support/eventually.ts';
+import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
+import { startServiceProcess, type ServiceProcess } from './support/startServiceProcess.ts';
+import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+
+/**
+ * Issue #4, crash recovery: the orders service runs as its own process and is killed with
+ * SIGKILL while sagas are stopped at chosen steps. A proxy between it and its siblings holds
+ * the call of the step (or its reply) so the kill lands exactly there, with no hook in the
+ * service. After a restart every saga must end as it should, with no stock leaked and nothing
+ * charged or refunded twice.
+ */
+
+interface Order {
+  id: string;
+  status: string;
+  failureReason: string | null;
+  totalCents: number;
+  items: { product: { id: string }; quantity: number }[];
+  saga: { state: string; steps: { name: string; status: string; attempts: number }[] };
+  payment: { status: string; amountCents: number; refundedCents: number } | null;
+}
+const ORDER_FIELDS = `id status failureReason totalCents items { product { id } quantity }
+  saga { state steps { name status attempts } }
+  payment { status amountCents refundedCents }`;
+const PLACE = `mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }`;
+const ORDER = `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
+
+/** Short, so a killed process's sagas are taken over quickly. */
+const LEASE_MS = 1_500;
+const secrets = {
+  JWT_SECRET: randomBytes(48).toString('base64'),
+  SERVICE_SECRET: randomBytes(48).toString('base64'),
+};
+
+const proxy = createHoldingProxy();
+const provider = createTestPaymentProvider({ replyTimeoutMs: PRODUCTION_PAYMENT_TIMING.replyTimeoutMs });
+const dataDir = mkdtempSync(join(tmpdir(), 'orders-crash-'));
+let system: TestSystem;
+let orders: ServiceProcess | undefined;
+let adminToken: string;
+let customer: { token: string; id: string };
+
+/** The orders process, its siblings behind the proxy, on the test system's database and brokers. */
+async function startOrders(): Promise<ServiceProcess> {
+  const { config } = system;
+  const started = await startServiceProcess('orders', {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    HOST: '127.0.0.1',
+    ORDERS_PORT: '0',
+    ...secrets,
+    SUBGRAPH_USERS_URL: proxy.urlFor('users'),
+    SUBGRAPH_PRODUCTS_URL: proxy.urlFor('products'),
+    SUBGRAPH_PAYMENTS_URL: proxy.urlFor('payments'),
+    // Real PostgreSQL: the test system's orders schema. Embedded: its own PGlite, kept on disk
+    // across the kill (orders owns only its own schema).
+    DATABASE_URL: config.DATABASE_URL ?? '',
+    DATABASE_SCHEMA_PREFIX: system.schemaPrefix,
+    DATA_DIR: dataDir,
+    KAFKA_BROKERS: config.KAFKA_BROKERS ?? '',
+    RABBITMQ_URL: config.RABBITMQ_URL ?? '',
+    MESSAGING_NAMESPACE: config.MESSAGING_NAMESPACE,
+    ORDER_SAGA_LEASE_MS: String(LEASE_MS),
+    // placeOrder answers at once (PENDING): the test follows the saga by polling.
+    ORDER_SAGA_WAIT_MS: '0',
+  });
+  proxy.route('orders', started.url);
+  return started;
+}
+
+beforeAll(async () => {
+  await proxy.start();
+  system = await startTestSystem(secrets, {
+    external: { orders: proxy.urlFor('orders') },
+    paymentProvider: provider,
+  });
+  for (const name of ['users', 'products', 'payments'] as const) {
+    proxy.route(name, system.subgraphs[name].url);
+  }
+  orders = await startOrders();
+  adminToken = await logIn(system, ADMIN.email, ADMIN.password);
+  customer = await signUp(system, 'Crash');
+}, 90_000);
+
+afterAll(async () => {
+  await orders?.kill();
+  await proxy.stop();
+  await system?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function place(productId: string, quantity: number, paymentToken: string): Promise<string> {
+  const response = await system.graphql<{ placeOrder: { id: string } }>(
+    PLACE,
+    { input: { items: [{ productId, quantity }], paymentToken } },
+    customer.token,
+  );
+  expect(response.errors).toBeUndefined();
+  return response.data!.placeOrder.id;
+}
+
+async function orderById(id: string): Promise<Order> {
+  const response = await system.graphql<{ order: Order }>(ORDER, { id }, customer.token);
+  expect(response.errors).toBeUndefined();
+  return response.data!.order;
+}
+
+async function stockOf(id: string) {
+  const response = await system.graphql<{ product: { stock: number; available: number } }>(
+    'query($id: ID!) { product(id: $id) { stock available } }',
+    { id },
+  );
+  return response.data!.product;
+}
+
+const steps = (order: Order) => Object.fromEntries(order.saga.steps.map((s) => [s.name, s.status]));
+const attempts = (order: Order, step: string) => order.saga.steps.find((s) => s.name === step)?.attempts;
+const chargeAmount = (variables: Record<string, unknown>) =>
+  (variables['input'] as { amountCents?: number } | undefined)?.amountCents;
+
+/** Kills the orders process, lets the network go (late deliveries included) and starts it again. */
+async function killAndRestart() {
+  expect(await orders!.kill()).toBe('SIGKILL');
+  proxy.releaseAll();
+  orders = await startOrders();
+}
+
+async function settled(ids: string[]): Promise<Order[]> {
+  return Promise.all(
+    ids.map((id) =>
+      eventually(
+        () => orderById(id),
+        (order) => order.status !== 'PENDING',
+        { timeoutMs: 30_000, intervalMs: 100 },
+      ),
+    ),
+  );
+}
+
+/** What the card processor did for an order: its captures, and the refunds of those. */
+function processorRecordsOf(orderId: string) {
+  const captures = provider
+    .captures()
+    .filter((c) => c.idempotencyKey === providerChargeKey(`${orderId}:charge`));
+  const refunds = provider.refunds().filter((r) => captures.some((c) => c.chargeId === r.chargeId));
+  return { captures, refunds };
+}
+
+/** Stock and money agree with the outcomes: sold = confirmed, nothing held, kept = revenue. */
+async function expectConserved(settledOrders: Order[], initialStock: number) {
+  for (const order of settledOrders) {
+    const item = order.items[0]!;
+    const { stock, available } = await stockOf(item.product.id);
+    expect(stock).toBe(order.status === 'CONFIRMED' ? initialStock - item.quantity : initialStock);
+    expect(available).toBe(stock); // no reservation left open, none released twice
+    const { captures, refunds } = processorRecordsOf(order.id);
+    expect(captures.length).toBeLessThanOrEqual(1); // never charged twice
+    expect(refunds.length).toBeLessThanOrEqual(1); // never refunded twice
+    const kept =
+      captures.reduce((sum, c) => sum + c.amountCents, 0) -
+      refunds.reduce((sum, r) => sum + r.amountCents, 0);
+    expect(kept).toBe(order.status === 'CONFIRMED' ? order.totalCents : 0);
+  }
+}
+
+describe('orders killed with SIGKILL mid-saga', () => {
+  it('after RESERVE_STOCK, after CHARGE_PAYMENT and while releasing stock: every saga ends as it should once restarted', async () => {
+    const [heldCharge, heldChargeReply, heldCommit, heldRelease] = await Promise.all(
+      [1_101, 1_202, 1_303, 1_404].map((priceCents) =>
+        createProduct(system, adminToken, { stock: 10, priceCents }),
+      ),
+    );
+    // Stops each saga at its own step: two charges (one never sent, one sent but unanswered),
+    // the commit of the order that got through, the release of the declined one.
+    proxy.add({ field: 'chargePayment', when: (v) => chargeAmount(v) === 2 * 1_101, action: 'hold-request' });
+    proxy.add({ field: 'chargePayment', when: (v) => chargeAmount(v) === 2 * 1_202, action: 'hold-reply' });
+    proxy.add({ field: 'commitReservation', action: 'hold-request' });
+    proxy.add({ field: 'releaseReservation', action: 'hold-request' });
+    const ids = await Promise.all([
+      place(heldCharge!.id, 2, 'tok_visa'),
+      place(heldChargeReply!.id, 2, 'tok_visa'),
+      place(heldCommit!.id, 2, 'tok_visa'),
+      place(heldRelease!.id, 2, 'tok_declined'),
+    ]);
+    await eventually(
+      async () => proxy.held().map((h) => h.field),
+      (fields) =>
+        fields.filter((f) => f === 'chargePayment').length === 2 &&
+        fields.includes('commitReservation') &&
+        fields.includes('releaseReservation'),
+    );
+    const before = await Promise.all(ids.map(orderById));
+    expect(before.map(steps)).toEqual([
+      {
+        VALIDATE_USER: 'SUCCEEDED',
+        RESERVE_STOCK: 'SUCCEEDED',
+        CHARGE_PAYMENT: 'RUNNING',
+        CONFIRM_ORDER: 'PENDING',
+      },
+      {
+        VALIDATE_USER: 'SUCCEEDED',
+        RESERVE_STOCK: 'SUCCEEDED',
+        CHARGE_PAYMENT: 'RUNNING',
+        CONFIRM_ORDER: 'PENDING',
+      },
+      {
+        VALIDATE_USER: 'SUCCEEDED',
+        RESERVE_STOCK: 'SUCCEEDED',
+        CHARGE_PAYMENT: 'SUCCEEDED',
+        CONFIRM_ORDER: 'RUNNING',
+      },
+      {
+        VALIDATE_USER: 'SUCCEEDED',
+        RESERVE_STOCK: 'SUCCEEDED',
+        CHARGE_PAYMENT: 'FAILED',
+        CONFIRM_ORDER: 'PENDING',
+      },
+    ]);
+    expect(before[3]!.saga.state).toBe('COMPENSATING');
+    expect(processorRecordsOf(ids[1]).captures).toHaveLength(1); // captured, but orders never heard
+
+    await killAndRestart();
+
+    const after = await settled(ids);
+    expect(after.map((o) => [o.status, o.saga.state])).toEqual([
+      ['CONFIRMED', 'COMPLETED'],
+      ['CONFIRMED', 'COMPLETED'],
+      ['CONFIRMED', 'COMPLETED'],
+      ['CANCELLED', 'COMPENSATED'],
+    ]);
+    // The interrupted step ran again after the restart, and only that step.
+    expect(after.slice(0, 3).map(steps)).toEqual(
+      Array(3).fill({
+        VALIDATE_USER: 'SUCCEEDED',
+        RESERVE_STOCK: 'SUCCEEDED',
+        CHARGE_PAYMENT: 'SUCCEEDED',
+        CONFIRM_ORDER: 'SUCCEEDED',
+      }),
+    );
+    expect([attempts(after[0]!, 'CHARGE_PAYMENT'), attempts(after[1]!, 'CHARGE_PAYMENT')]).toEqual([2, 2]);
+    expect(attempts(after[2]!, 'CONFIRM_ORDER')).toBe(2);
+    expect(after.map((o) => attempts(o, 'RESERVE_STOCK'))).toEqual([1, 1, 1, 1]);
+    expect(steps(after[3]!)).toEqual({
+      VALIDATE_USER: 'SUCCEEDED',
+      RESERVE_STOCK: 'COMPENSATED',
+      CHARGE_PAYMENT: 'FAILED',
+      CONFIRM_ORDER: 'SKIPPED',
+    });
+    expect(after[3]!.failureReason).toContain('declined');
+    expect(after.slice(0, 3).map((o) => o.payment)).toEqual(
+      after.slice(0, 3).map((o) => ({ status: 'CAPTURED', amountCents: o.totalCents, refundedCents: 0 })),
+    );
+    await expectConserved(after, 10);
+  }, 60_000);
+
+  it('while refunding a charge whose order could not be confirmed: refunded exactly once after the restart', async () => {
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_505 });
+    // The commit is refused for good, so the saga must refund; the refund reaches payments but
+    // its reply never comes back before the kill.
+    proxy.add({ field: 'commitReservation', action: { errorCode: 'RESERVATION_NOT_HELD' } });
+    proxy.add({ field: 'refundPayment', action: 'hold-reply' });
+    const id = await place(product.id, 3, 'tok_visa');
+    await eventually(
+      async () => proxy.held().map((h) => h.field),
+      (fields) => fields.includes('refundPayment'),
+    );
+    const before = await orderById(id);
+    expect(before.saga.state).toBe('COMPENSATING');
+    expect(steps(before)).toMatchObject({ CHARGE_PAYMENT: 'SUCCEEDED', CONFIRM_ORDER: 'FAILED' });
+    expect(processorRecordsOf(id).refunds).toHaveLength(1); // refunded, but orders never heard
+
+    await killAndRestart();
+
+    const [after] = await settled([id]);
+    expect(after).toMatchObject({ status: 'CANCELLED', saga: { state: 'COMPENSATED' } });
+    expect(steps(after!)).toEqual({
+      VALIDATE_USER: 'SUCCEEDED',
+      RESERVE_STOCK: 'COMPENSATED',
+      CHARGE_PAYMENT: 'COMPENSATED',
+      CONFIRM_ORDER: 'FAILED',
+    });
+    expect(after!.payment).toEqual({ status: 'REFUNDED', amountCents: 3 * 1_505, refundedCents: 3 * 1_505 });
+    expect(processorRecordsOf(id)).toMatchObject({ captures: [{}], refunds: [{}] });
+    await expectConserved([after!], 10);
+  }, 60_000);
+});
