@@ -2,7 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServiceCredentials, Role } from '../lib/auth/tokens.ts';
+import {
+  createEmbeddedPostgres,
+  createPgliteDatabase,
+  createPostgresDatabase,
+  type Database,
+} from '../lib/db/createDatabase.ts';
+import type { Service } from '../lib/http/createSubgraphService.ts';
+import { createLogger } from '../lib/logger.ts';
+import { createSagaStore } from '../subgraphs/orders/src/saga/sagaStore.ts';
+import { createOrdersService } from '../subgraphs/orders/src/server.ts';
 import {
   PRODUCTION_PAYMENT_TIMING,
   providerChargeKey,
@@ -12,7 +24,7 @@ import { createHoldingProxy } from './support/createHoldingProxy.ts';
 import { eventually } from './support/eventually.ts';
 import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
 import { startServiceProcess, type ServiceProcess } from './support/startServiceProcess.ts';
-import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { postGraphQL, startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 
 /**
  * Issue #4, crash recovery: the orders service runs as its own process and is killed with
@@ -89,9 +101,11 @@ beforeAll(async () => {
   for (const name of ['users', 'products', 'payments'] as const) {
     proxy.route(name, system.subgraphs[name].url);
   }
-  orders = await startOrders();
-  adminToken = await logIn(system, ADMIN.email, ADMIN.password);
-  customer = await signUp(system, 'Crash');
+  [orders, adminToken, customer] = await Promise.all([
+    startOrders(),
+    logIn(system, ADMIN.email, ADMIN.password),
+    signUp(system, 'Crash'),
+  ]);
 }, 90_000);
 
 afterAll(async () => {
@@ -294,5 +308,141 @@ describe('orders killed with SIGKILL mid-saga', () => {
     expect(after!.payment).toEqual({ status: 'REFUNDED', amountCents: 3 * 1_505, refundedCents: 3 * 1_505 });
     expect(processorRecordsOf(id)).toMatchObject({ captures: [{}], refunds: [{}] });
     await expectConserved([after!], 10);
+  }, 60_000);
+});
+
+describe('two orders replicas on one database', () => {
+  const resources: (() => Promise<unknown>)[] = [];
+  afterAll(async () => {
+    for (const dispose of resources.reverse()) await dispose();
+  });
+
+  /** Two handles on one orders database, as two replicas of the service would have. */
+  async function sharedDatabase(): Promise<[Database, Database]> {
+    const schema = `${system.schemaPrefix}orders_replicas`;
+    const url = system.config.DATABASE_URL;
+    if (url) {
+      const [a, b] = [createPostgresDatabase({ url, schema }), createPostgresDatabase({ url, schema })];
+      resources.push(async () => {
+        await Promise.all([a.close(), b.close()]);
+        const admin = createPostgresDatabase({ url, schema: 'public' });
+        await admin.exec(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await admin.close();
+      });
+      return [a, b];
+    }
+    const pglite = await createEmbeddedPostgres(':memory:');
+    resources.push(() => pglite.close());
+    return [
+      createPgliteDatabase({ pglite, schema, ownsInstance: false }),
+      createPgliteDatabase({ pglite, schema, ownsInstance: false }),
+    ];
+  }
+
+  async function startReplica(db: Database): Promise<Service> {
+    const replica = createOrdersService(
+      {
+        config: { ...system.config, ORDER_SAGA_LEASE_MS: LEASE_MS, ORDER_SAGA_WAIT_MS: 0 },
+        db,
+        logger: createLogger({ level: 'silent', service: 'orders' }),
+        secrets: { jwtSecret: secrets.JWT_SECRET, serviceSecret: secrets.SERVICE_SECRET },
+        stream: system.stream,
+        queue: system.queue,
+      },
+      {
+        siblings: {
+          users: proxy.urlFor('users'),
+          products: proxy.urlFor('products'),
+          payments: proxy.urlFor('payments'),
+        },
+      },
+    );
+    await replica.start({ port: 0, host: '127.0.0.1' });
+    resources.push(() => replica.stop());
+    return replica;
+  }
+
+  /** placeOrder sent to one replica, signed as the gateway signs it for the customer. */
+  async function placeAt(replica: Service, productId: string, quantity: number): Promise<string> {
+    const credentials = createServiceCredentials({
+      secret: secrets.SERVICE_SECRET,
+      ttlSeconds: 60,
+      service: 'gateway',
+    });
+    const response = await postGraphQL<{ placeOrder: { id: string } }>(
+      replica.url!,
+      { query: PLACE, variables: { input: { items: [{ productId, quantity }], paymentToken: 'tok_visa' } } },
+      { 'x-service-credential': await credentials.sign({ id: customer.id, role: Role.CUSTOMER }) },
+    );
+    expect(response.errors).toBeUndefined();
+    return response.data!.placeOrder.id;
+  }
+
+  const sagaOf = async (db: Database, id: string) => {
+    const [order] = await db.query<{ status: string; saga_state: string }>(
+      'SELECT status, saga_state FROM orders WHERE id = $1',
+      [id],
+    );
+    const steps = await db.query<{ name: string; status: string; attempts: number; started_at: Date }>(
+      'SELECT name, status, attempts, started_at FROM saga_steps WHERE order_id = $1 ORDER BY position',
+      [id],
+    );
+    return { ...order!, steps };
+  };
+
+  it('a saga another replica runs is left to it; one whose replica died is taken over once its lease lapses', async () => {
+    const [dbA, dbB] = await sharedDatabase();
+    const replicaA = await startReplica(dbA);
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_606 });
+    proxy.add({ field: 'chargePayment', when: (v) => chargeAmount(v) === 1_606, action: 'hold-request' });
+    const running = await placeAt(replicaA, product.id, 1);
+    await eventually(
+      async () => proxy.held().filter((h) => h.field === 'chargePayment').length,
+      (count) => count === 1,
+    );
+    // B starts while A runs the saga, and looks for lapsed leases every third of a lease.
+    await startReplica(dbB);
+    await delay(2 * LEASE_MS); // A's lease would have lapsed, had A not renewed it
+    const charges = () =>
+      proxy.seen().filter((r) => r.field === 'chargePayment' && chargeAmount(r.variables) === 1_606);
+    expect(charges()).toHaveLength(1);
+    expect((await sagaOf(dbB, running)).steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
+      ['VALIDATE_USER', 'SUCCEEDED', 1],
+      ['RESERVE_STOCK', 'SUCCEEDED', 1],
+      ['CHARGE_PAYMENT', 'RUNNING', 1],
+      ['CONFIRM_ORDER', 'PENDING', 0],
+    ]);
+    proxy.releaseAll();
+    const done = await eventually(
+      () => sagaOf(dbA, running),
+      (saga) => saga.status !== 'PENDING',
+    );
+    expect(done).toMatchObject({ status: 'CONFIRMED', saga_state: 'COMPLETED' });
+    expect(done.steps.every((step) => step.attempts === 1)).toBe(true);
+    expect(charges()).toHaveLength(1);
+
+    // A replica that recorded an order and died before running it: its lease must lapse first.
+    const dead = createSagaStore(dbA, { owner: 'killed-replica', leaseMs: LEASE_MS });
+    const orphan = await dead.place({
+      userId: customer.id,
+      items: [{ productId: product.id, quantity: 2, unitPriceCents: 1_606 }],
+      paymentToken: 'tok_visa',
+      idempotencyKey: null,
+      fingerprint: 'orphan',
+    });
+    const [lease] = await dbA.query<{ saga_lease_until: Date }>(
+      'SELECT saga_lease_until FROM orders WHERE id = $1',
+      [orphan],
+    );
+    const takenOver = await eventually(
+      () => sagaOf(dbB, orphan),
+      (saga) => saga.status !== 'PENDING',
+    );
+    expect(takenOver).toMatchObject({ status: 'CONFIRMED', saga_state: 'COMPLETED' });
+    expect(takenOver.steps[0]!.started_at.getTime()).toBeGreaterThanOrEqual(
+      lease!.saga_lease_until.getTime(),
+    );
+    expect(processorRecordsOf(orphan).captures).toHaveLength(1);
+    expect(await stockOf(product.id)).toEqual({ stock: 7, available: 7 });
   }, 60_000);
 });
