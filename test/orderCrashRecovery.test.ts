@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServiceCredentials, Role } from '../lib/auth/tokens.ts';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../lib/db/createDatabase.ts';
 import type { Service } from '../lib/http/createSubgraphService.ts';
 import { createLogger } from '../lib/logger.ts';
+import type { EventEnvelope } from '../lib/messaging/envelope.ts';
 import { createSagaStore } from '../subgraphs/orders/src/saga/sagaStore.ts';
 import { createOrdersService } from '../subgraphs/orders/src/server.ts';
 import {
@@ -50,7 +52,7 @@ const PLACE = `mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { 
 const ORDER = `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
 
 /** Short, so a killed process's sagas are taken over quickly. */
-const LEASE_MS = 1_500;
+const LEASE_MS = 2_000;
 const secrets = {
   JWT_SECRET: randomBytes(48).toString('base64'),
   SERVICE_SECRET: randomBytes(48).toString('base64'),
@@ -311,15 +313,16 @@ describe('orders killed with SIGKILL mid-saga', () => {
   }, 60_000);
 });
 
-describe('two orders replicas on one database', () => {
+describe('orders replicas in the test process, their siblings behind the proxy', () => {
   const resources: (() => Promise<unknown>)[] = [];
   afterAll(async () => {
     for (const dispose of resources.reverse()) await dispose();
   });
 
   /** Two handles on one orders database, as two replicas of the service would have. */
-  async function sharedDatabase(): Promise<[Database, Database]> {
-    const schema = `${system.schemaPrefix}orders_replicas`;
+  let embedded: PGlite | undefined;
+  async function sharedDatabase(name: string): Promise<[Database, Database]> {
+    const schema = `${system.schemaPrefix}orders_${name}`;
     const url = system.config.DATABASE_URL;
     if (url) {
       const [a, b] = [createPostgresDatabase({ url, schema }), createPostgresDatabase({ url, schema })];
@@ -331,8 +334,12 @@ describe('two orders replicas on one database', () => {
       });
       return [a, b];
     }
-    const pglite = await createEmbeddedPostgres(':memory:');
-    resources.push(() => pglite.close());
+    if (!embedded) {
+      const created = await createEmbeddedPostgres(':memory:');
+      resources.push(() => created.close());
+      embedded = created;
+    }
+    const pglite = embedded;
     return [
       createPgliteDatabase({ pglite, schema, ownsInstance: false }),
       createPgliteDatabase({ pglite, schema, ownsInstance: false }),
@@ -391,7 +398,7 @@ describe('two orders replicas on one database', () => {
   };
 
   it('a saga another replica runs is left to it; one whose replica died is taken over once its lease lapses', async () => {
-    const [dbA, dbB] = await sharedDatabase();
+    const [dbA, dbB] = await sharedDatabase('replicas');
     const replicaA = await startReplica(dbA);
     const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_606 });
     proxy.add({ field: 'chargePayment', when: (v) => chargeAmount(v) === 1_606, action: 'hold-request' });
@@ -444,5 +451,52 @@ describe('two orders replicas on one database', () => {
     );
     expect(processorRecordsOf(orphan).captures).toHaveLength(1);
     expect(await stockOf(product.id)).toEqual({ stock: 7, available: 7 });
+  }, 60_000);
+
+  it('a reservation that expires before the commit: the charge is refunded, and StockReleased says it expired', async () => {
+    const events: EventEnvelope[] = [];
+    const subscription = await system.stream.subscribe({
+      groupId: `expiry-reader-${randomUUID()}`,
+      topics: ['order-events'],
+      handle: async (message) => {
+        events.push(JSON.parse(message.value) as EventEnvelope);
+      },
+    });
+    resources.push(() => subscription.stop());
+    const [db] = await sharedDatabase('expiry');
+    const replica = await startReplica(db);
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_707 });
+    proxy.add({ field: 'commitReservation', action: 'hold-request' });
+    const id = await placeAt(replica, product.id, 1);
+    await eventually(
+      async () => proxy.held().map((h) => h.field),
+      (fields) => fields.includes('commitReservation'),
+    );
+    // The saga stalled past the reservation's deadline (15 min by default).
+    await system.subgraphs.products.db.query(
+      'UPDATE reservations SET expires_at = now() WHERE order_id = $1',
+      [id],
+    );
+    proxy.releaseAll();
+    const done = await eventually(
+      () => sagaOf(db, id),
+      (saga) => saga.status !== 'PENDING',
+    );
+    expect(done).toMatchObject({ status: 'CANCELLED', saga_state: 'COMPENSATED' });
+    expect(await stockOf(product.id)).toEqual({ stock: 10, available: 10 });
+    expect(processorRecordsOf(id)).toMatchObject({ captures: [{}], refunds: [{}] });
+    const published = await eventually(
+      async () => events.filter((e) => e.aggregateId === id),
+      (list) => list.some((e) => e.eventType === 'OrderCancelled'),
+    );
+    expect(published.map((e) => e.eventType)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentCaptured',
+      'PaymentRefunded',
+      'StockReleased',
+      'OrderCancelled',
+    ]);
+    expect((published[4]!.data as { reason?: string }).reason).toMatch(/expired/);
   }, 60_000);
 });
