@@ -27,6 +27,7 @@ import { eventually } from './support/eventually.ts';
 import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
 import { startServiceProcess, type ServiceProcess } from './support/startServiceProcess.ts';
 import { postGraphQL, startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { testConfig, uniqueSchemaPrefix } from './support/testConfig.ts';
 
 /**
  * Issue #4, crash recovery: the orders service runs as its own process and is killed with
@@ -61,14 +62,17 @@ const secrets = {
 const proxy = createHoldingProxy();
 const provider = createTestPaymentProvider({ replyTimeoutMs: PRODUCTION_PAYMENT_TIMING.replyTimeoutMs });
 const dataDir = mkdtempSync(join(tmpdir(), 'orders-crash-'));
+// Known before the system starts, so the orders process can start beside it.
+const schemaPrefix = uniqueSchemaPrefix();
+const config = testConfig({ ...secrets, MESSAGING_NAMESPACE: schemaPrefix });
 let system: TestSystem;
 let orders: ServiceProcess | undefined;
+let ordersStarted: Promise<ServiceProcess> | undefined;
 let adminToken: string;
 let customer: { token: string; id: string };
 
 /** The orders process, its siblings behind the proxy, on the test system's database and brokers. */
 async function startOrders(): Promise<ServiceProcess> {
-  const { config } = system;
   const started = await startServiceProcess('orders', {
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
@@ -81,7 +85,7 @@ async function startOrders(): Promise<ServiceProcess> {
     // Real PostgreSQL: the test system's orders schema. Embedded: its own PGlite, kept on disk
     // across the kill (orders owns only its own schema).
     DATABASE_URL: config.DATABASE_URL ?? '',
-    DATABASE_SCHEMA_PREFIX: system.schemaPrefix,
+    DATABASE_SCHEMA_PREFIX: schemaPrefix,
     DATA_DIR: dataDir,
     KAFKA_BROKERS: config.KAFKA_BROKERS ?? '',
     RABBITMQ_URL: config.RABBITMQ_URL ?? '',
@@ -96,22 +100,26 @@ async function startOrders(): Promise<ServiceProcess> {
 
 beforeAll(async () => {
   await proxy.start();
+  // Orders needs its siblings only once it runs a saga: both start at once.
+  ordersStarted = startOrders();
+  ordersStarted.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
   system = await startTestSystem(secrets, {
     external: { orders: proxy.urlFor('orders') },
     paymentProvider: provider,
+    schemaPrefix,
   });
   for (const name of ['users', 'products', 'payments'] as const) {
     proxy.route(name, system.subgraphs[name].url);
   }
   [orders, adminToken, customer] = await Promise.all([
-    startOrders(),
+    ordersStarted,
     logIn(system, ADMIN.email, ADMIN.password),
     signUp(system, 'Crash'),
   ]);
 }, 90_000);
 
 afterAll(async () => {
-  await orders?.kill();
+  await (orders ?? (await ordersStarted?.catch(() => undefined)))?.kill();
   await proxy.stop();
   await system?.stop();
   rmSync(dataDir, { recursive: true, force: true });
@@ -322,7 +330,7 @@ describe('orders replicas in the test process, their siblings behind the proxy',
   /** Two handles on one orders database, as two replicas of the service would have. */
   let embedded: PGlite | undefined;
   async function sharedDatabase(name: string): Promise<[Database, Database]> {
-    const schema = `${system.schemaPrefix}orders_${name}`;
+    const schema = `${schemaPrefix}orders_${name}`;
     const url = system.config.DATABASE_URL;
     if (url) {
       const [a, b] = [createPostgresDatabase({ url, schema }), createPostgresDatabase({ url, schema })];

@@ -12,8 +12,6 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
 
 export interface TestSystem extends System {
   config: Config;
-  /** Prefix of this system's schemas (a process started beside it uses the same). */
-  schemaPrefix: string;
   /** Sends an operation through the gateway, as a client would. */
   graphql<T = Record<string, unknown>>(
     query: string,
@@ -41,9 +39,9 @@ export async function postGraphQL<T>(
 /** The whole system on port 0, isolated in its own schemas (real PostgreSQL) or in memory. */
 export async function startTestSystem(
   overrides: Record<string, string> = {},
-  options: Pick<SystemOptions, 'mailer' | 'paymentProvider' | 'external'> = {},
+  options: Pick<SystemOptions, 'mailer' | 'paymentProvider' | 'external' | 'schemaPrefix'> = {},
 ): Promise<TestSystem> {
-  const schemaPrefix = uniqueSchemaPrefix();
+  const schemaPrefix = options.schemaPrefix ?? uniqueSchemaPrefix();
   // Each test system gets its own topics, groups and queues on shared brokers.
   const config = testConfig({ MESSAGING_NAMESPACE: schemaPrefix, ...overrides });
   let recording: { service: SubgraphName; sql: string }[] | null = null;
@@ -58,7 +56,6 @@ export async function startTestSystem(
   return {
     ...system,
     config,
-    schemaPrefix,
     graphql: (query, variables, token) =>
       postGraphQL(system.gatewayUrl, { query, variables }, token ? { authorization: `Bearer ${token}` } : {}),
     async countQueries(fn) {
