@@ -292,7 +292,7 @@ export function createSagaRunner({
     const promise = drive(orderId)
       .catch((error: unknown) => {
         if (error instanceof Abandoned) {
-          logger.info({ orderId }, 'saga abandoned on stop; it resumes on next start');
+          logger.info({ orderId }, 'saga abandoned on stop; another replica or the next start resumes it');
         } else if (error instanceof SagaLeaseLostError) {
           logger.warn({ orderId }, 'saga lease lost: another replica runs it now');
         } else {
