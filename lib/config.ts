@@ -51,6 +51,14 @@ export const configSchema = z
     OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
     /** A real PostgreSQL; without it every service runs on embedded PGlite. */
     DATABASE_URL: optionalUrl,
+    /**
+     * Prefix of every service's schema (`<prefix><service>`), so several environments (test
+     * runs) share one PostgreSQL database without sharing tables.
+     */
+    DATABASE_SCHEMA_PREFIX: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/, 'must be lower-case letters, digits and "_", not starting with a digit')
+      .default(''),
     /** Where embedded PGlite keeps its files; `:memory:` keeps nothing on disk. */
     DATA_DIR: z.string().min(1).default('.data'),
     /** Signs the users' JWTs (users service) and verifies them (gateway). */
@@ -105,6 +113,11 @@ export const configSchema = z
     SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),
     /** How long placeOrder waits for the saga to end before returning the order PENDING. */
     ORDER_SAGA_WAIT_MS: z.coerce.number().int().min(0).default(5_000),
+    /**
+     * How long an orders replica owns a saga it runs without renewing its lease (it renews every
+     * third of it). A killed replica's sagas are taken over by another once it lapses.
+     */
+    ORDER_SAGA_LEASE_MS: z.coerce.number().int().min(100).default(15_000),
     /** How long /ready waits for each subgraph before calling it down. */
     READY_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
     /** A graphql-ws client must send connection_init within this, or the socket closes (4408). */

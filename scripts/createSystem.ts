@@ -18,6 +18,7 @@ import { createNotificationsService } from '../subgraphs/notifications/src/serve
 import type { Mailer } from '../subgraphs/notifications/src/mailer.ts';
 import type { EventStream } from '../lib/messaging/eventStream.ts';
 import { createOrdersService } from '../subgraphs/orders/src/server.ts';
+import type { PaymentProvider } from '../subgraphs/payments/src/paymentProvider.ts';
 import { createPaymentsService } from '../subgraphs/payments/src/server.ts';
 import { createProductsService } from '../subgraphs/products/src/server.ts';
 import { createUsersService } from '../subgraphs/users/src/server.ts';
@@ -25,11 +26,14 @@ import { createUsersService } from '../subgraphs/users/src/server.ts';
 type SystemFactory = (deps: SubgraphDeps, started: Partial<Record<SubgraphName, { url: string }>>) => Service;
 
 /** In start order: orders calls users, products and payments, so it starts after them. */
-function subgraphFactories(mailer: Mailer | undefined): [SubgraphName, SystemFactory][] {
+function subgraphFactories(
+  mailer: Mailer | undefined,
+  provider: PaymentProvider | undefined,
+): [SubgraphName, SystemFactory][] {
   return [
     ['users', (deps) => createUsersService(deps)],
     ['products', (deps) => createProductsService(deps)],
-    ['payments', (deps) => createPaymentsService(deps)],
+    ['payments', (deps) => createPaymentsService(deps, { provider })],
     [
       'orders',
       (deps, started) =>
@@ -59,11 +63,19 @@ export interface SystemOptions {
   onFatal?: (error: Error) => void;
   /** Replaces SMTP for notification emails (tests make it fail on purpose). */
   mailer?: Mailer;
+  /** Replaces the built-in test card processor (tests read its captures and refunds). */
+  paymentProvider?: PaymentProvider;
+  /**
+   * Subgraphs served by other processes, by URL: not started here, the gateway routes to them
+   * (a test that kills a real orders process). They have no entry in `System.subgraphs`.
+   */
+  external?: Partial<Record<SubgraphName, string>>;
 }
 
 export interface System {
   gatewayUrl: string;
   secrets: Secrets;
+  /** The subgraphs started in this process (all but `external` ones). */
   subgraphs: Record<SubgraphName, { service: Service; url: string; db: Database }>;
   gateway: Gateway;
   stream: EventStream;
@@ -110,11 +122,15 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     });
     resources.defer(() => queue.close());
     const subgraphs = {} as System['subgraphs'];
-    const factories = new Map(subgraphFactories(options.mailer));
+    const factories = new Map(
+      subgraphFactories(options.mailer, options.paymentProvider).filter(
+        ([name]) => !options.external?.[name],
+      ),
+    );
     const secretsAndBrokers = { config, secrets, stream, queue };
     async function startInstance(name: SubgraphName, port: number) {
       const db = await openServiceDatabase(config, {
-        schema: `${options.schemaPrefix ?? ''}${name}`,
+        schema: `${options.schemaPrefix ?? config.DATABASE_SCHEMA_PREFIX}${name}`,
         shared,
         onQuery: options.onQuery && ((sql) => options.onQuery?.(name, sql)),
       });
@@ -141,7 +157,10 @@ export async function createSystem(options: SystemOptions): Promise<System> {
         config,
         logger: logger.child({ service: 'gateway' }),
         secrets,
-        subgraphUrls: Object.fromEntries(Object.entries(subgraphs).map(([name, s]) => [name, s.url])),
+        subgraphUrls: {
+          ...Object.fromEntries(Object.entries(subgraphs).map(([name, s]) => [name, s.url])),
+          ...options.external,
+        },
       });
       resources.defer(() => instance.stop());
       gateway = instance;

@@ -119,6 +119,32 @@ describe('notifications', () => {
     expect(mail.sentTo(user.email)).toBe(1);
   });
 
+  it('a duplicated order-events delivery notifies the customer once', async () => {
+    const user = await signUp(system, 'Buyer');
+    const orderEvent = (orderId: string): EventEnvelope => ({
+      eventId: randomUUID(),
+      eventType: 'OrderConfirmed',
+      occurredAt: new Date().toISOString(),
+      aggregateId: orderId,
+      version: 4,
+      data: { orderId, userId: user.id, email: user.email, items: [], totalCents: 1_250 },
+    });
+    const confirmed = JSON.stringify(orderEvent(randomUUID()));
+    // One key, so one partition: the later order's event is handled after both copies.
+    await system.stream.publish('order-events', [
+      { key: user.id, value: confirmed },
+      { key: user.id, value: confirmed },
+      { key: user.id, value: JSON.stringify(orderEvent(randomUUID())) },
+    ]);
+    const isOrderConfirmed = (n: Notification) => n.kind === 'ORDER_CONFIRMED';
+    const list = await eventually(
+      () => notificationsOf(user.token),
+      (all) => all.filter(isOrderConfirmed).filter((n) => n.status === 'SENT').length === 2,
+    );
+    expect(list.filter(isOrderConfirmed)).toHaveLength(2);
+    expect(mail.sent.filter((e) => e.to === user.email && /confirmed/.test(e.subject))).toHaveLength(2);
+  });
+
   it('a malformed event goes to user-events.dlq with the error in its headers, and the consumer moves on', async () => {
     const deadLetters: StreamMessage[] = [];
     const subscription = await system.stream.subscribe({

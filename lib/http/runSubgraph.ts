@@ -13,7 +13,7 @@ export async function runSubgraph(name: SubgraphName, factory: SubgraphFactory):
   const config = loadConfigOrExit();
   const logger = createLogger({ level: config.LOG_LEVEL, service: name });
   const secrets = resolveSecrets(config, logger);
-  const db = await openServiceDatabase(config, { schema: name });
+  const db = await openServiceDatabase(config, { schema: `${config.DATABASE_SCHEMA_PREFIX}${name}` });
   const stream = createEventStream(config, logger, name);
   const queue = createWorkQueue(config, logger, {
     connectionName: name,

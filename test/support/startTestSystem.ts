@@ -40,9 +40,14 @@ export async function postGraphQL<T>(
 /** The whole system on port 0, isolated in its own schemas (real PostgreSQL) or in memory. */
 export async function startTestSystem(
   overrides: Record<string, string> = {},
-  { logDestination, ...options }: Pick<SystemOptions, 'mailer'> & { logDestination?: DestinationStream } = {},
+  {
+    logDestination,
+    ...options
+  }: Pick<SystemOptions, 'mailer' | 'paymentProvider' | 'external' | 'schemaPrefix'> & {
+    logDestination?: DestinationStream;
+  } = {},
 ): Promise<TestSystem> {
-  const schemaPrefix = uniqueSchemaPrefix();
+  const schemaPrefix = options.schemaPrefix ?? uniqueSchemaPrefix();
   // Each test system gets its own topics, groups and queues on shared brokers.
   const config = testConfig({ MESSAGING_NAMESPACE: schemaPrefix, ...overrides });
   let recording: { service: SubgraphName; sql: string }[] | null = null;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'graphql';
@@ -42,7 +43,8 @@ export function createOrdersService(
   const production = config.NODE_ENV === 'production';
   const credentials = serviceCredentialsFor('orders', deps);
   const relay = createOutboxRelay({ db, stream, logger, metrics: deps.observability.metrics });
-  const sagaStore = createSagaStore(db);
+  // A new owner per instance: a restarted process must wait out its predecessor's leases too.
+  const sagaStore = createSagaStore(db, { owner: randomUUID(), leaseMs: config.ORDER_SAGA_LEASE_MS });
   const statusFeed = createOrderStatusFeed({ stream, logger });
   const abort = new AbortController();
   const clientFor = (name: keyof OrdersSiblings) =>
@@ -70,6 +72,7 @@ export function createOrdersService(
     clients,
     logger,
     abort,
+    leaseMs: config.ORDER_SAGA_LEASE_MS,
   });
   const placeOrder = createPlaceOrder({
     store: sagaStore,
@@ -124,7 +127,7 @@ export function createOrdersService(
     onStart: async () => {
       await statusFeed.start();
       relay.start();
-      await runner.resumeAll();
+      await runner.start();
     },
     onStop: async () => {
       // The runner first: its last transitions go to the outbox, which the relay then publishes.

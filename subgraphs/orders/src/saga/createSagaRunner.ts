@@ -1,9 +1,11 @@
 import { Role } from '../../../../lib/auth/tokens.ts';
 import type { Logger } from '../../../../lib/logger.ts';
+import { createPollingLoop } from '../../../../lib/resilience/createPollingLoop.ts';
 import type { SubgraphClient } from './createSubgraphClient.ts';
 import { SubgraphCallError } from './createSubgraphClient.ts';
 import {
   SAGA_STEPS,
+  SagaLeaseLostError,
   type SagaOrder,
   type SagaStepName,
   type SagaStore,
@@ -34,7 +36,7 @@ export const CHARGE_TIMEOUT_MS = 15_000;
 
 const USER_QUERY = `query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id email } } }`;
 const RESERVE = `mutation($input: ReserveStockInput!) { reserveStock(input: $input) { id status reason } }`;
-const RELEASE = `mutation($key: String) { releaseReservation(idempotencyKey: $key) { id status } }`;
+const RELEASE = `mutation($key: String) { releaseReservation(idempotencyKey: $key) { id status reason } }`;
 const COMMIT = `mutation($id: ID!) { commitReservation(id: $id) { id status } }`;
 const CHARGE = `mutation($input: ChargePaymentInput!) { chargePayment(input: $input) { status reason payment { id } } }`;
 const PAYMENT_OF_ORDER = `query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { payment { id status } } } }`;
@@ -47,21 +49,38 @@ export const reserveKey = (orderId: string) => `${orderId}:reserve-stock`;
  * failure compensation in reverse order (refund, release stock). Every transition is recorded
  * (with its events) before the next call, and every call carries a key derived from the order
  * and step, so a saga resumed after a crash re-runs its last step without applying it twice.
+ *
+ * Several replicas may share the orders database: a saga runs only under its lease (sagaStore),
+ * which the runner renews every third of `leaseMs` while it runs. The same round takes over
+ * in-flight sagas whose lease lapsed (their replica was killed), so they need no restart.
  */
 export function createSagaRunner({
   store,
   clients,
   logger,
   abort,
+  leaseMs,
 }: {
   store: SagaStore;
   clients: SagaClients;
   logger: Logger;
   /** Aborts the clients' calls in flight; the runner fires it on stop. */
   abort?: AbortController;
+  /** The store's lease duration: leases are renewed, and lapsed ones looked for, 3 times per lease. */
+  leaseMs: number;
 }) {
   const running = new Map<string, Promise<void>>();
   let stopping = false;
+  const leases = createPollingLoop({
+    name: 'saga leases',
+    logger,
+    pollIntervalMs: Math.max(1, Math.floor(leaseMs / 3)),
+    step: async () => {
+      await store.renew([...running.keys()]);
+      await resumeAll();
+      return undefined;
+    },
+  });
 
   const asUser = (order: SagaOrder) => ({ id: order.userId, role: Role.CUSTOMER });
 
@@ -216,10 +235,23 @@ export function createSagaRunner({
       checkStopping();
       try {
         // By key: also records the release when the reserve never arrived, so a late one holds nothing.
-        await clients.products.request(RELEASE, { key: reserveKey(order.id) });
+        const { releaseReservation } = await clients.products.request<{
+          releaseReservation: { status: string; reason: string | null };
+        }>(RELEASE, { key: reserveKey(order.id) });
+        // A reservation that expired meanwhile gave its units back on its own: the event says so
+        // rather than claim this release did it.
+        const expired = releaseReservation.status === 'EXPIRED';
         order = await store.apply(order.id, {
           steps: reserve === 'FAILED' ? [] : [{ name: 'RESERVE_STOCK', status: 'COMPENSATED' }],
-          events: reserve === 'SUCCEEDED' ? [{ type: 'StockReleased' }] : [],
+          events:
+            reserve === 'SUCCEEDED'
+              ? [
+                  {
+                    type: 'StockReleased',
+                    extra: expired ? { reason: releaseReservation.reason ?? 'reservation expired' } : {},
+                  },
+                ]
+              : [],
         });
       } catch (error) {
         const failure = failureOf(error);
@@ -241,43 +273,67 @@ export function createSagaRunner({
   }
 
   async function drive(orderId: string): Promise<void> {
+    // Another replica runs it (or it just ended): nothing to do here.
+    if (!(await store.claim(orderId))) return;
     let order = await store.load(orderId);
     if (!order) return;
     if (order.sagaState === 'RUNNING') order = await forward(order);
     if (order.sagaState === 'COMPENSATING') await compensate(order);
   }
 
-  return {
-    /** Runs (or resumes) an order's saga; resolves when it ends or is abandoned on stop. */
-    run(orderId: string): Promise<void> {
-      const existing = running.get(orderId);
-      if (existing) return existing;
-      if (stopping) return Promise.resolve();
-      const promise = drive(orderId)
-        .catch((error: unknown) => {
-          if (error instanceof Abandoned) {
-            logger.info({ orderId }, 'saga abandoned on stop; it resumes on next start');
-          } else {
-            logger.error({ orderId, err: error }, 'saga interrupted; it resumes on next start');
-          }
-        })
-        .finally(() => running.delete(orderId));
-      running.set(orderId, promise);
-      return promise;
-    },
+  /**
+   * Runs (or resumes) an order's saga if no other replica holds it; resolves when it ends, is
+   * abandoned on stop, or at once when another replica runs it.
+   */
+  function run(orderId: string): Promise<void> {
+    const existing = running.get(orderId);
+    if (existing) return existing;
+    if (stopping) return Promise.resolve();
+    const promise = drive(orderId)
+      .catch((error: unknown) => {
+        if (error instanceof Abandoned) {
+          logger.info({ orderId }, 'saga abandoned on stop; another replica or the next start resumes it');
+        } else if (error instanceof SagaLeaseLostError) {
+          logger.warn({ orderId }, 'saga lease lost: another replica runs it now');
+        } else {
+          logger.error({ orderId, err: error }, 'saga interrupted; it resumes on the next lease round');
+        }
+      })
+      // Ended or abandoned: whoever comes next need not wait for the lease to lapse.
+      .finally(() =>
+        store
+          .release(orderId)
+          .catch((error: unknown) => logger.warn({ orderId, err: error }, 'saga lease not released'))
+          .finally(() => running.delete(orderId)),
+      );
+    running.set(orderId, promise);
+    return promise;
+  }
 
-    /** Every saga left RUNNING or COMPENSATING (a crash, a stop), from its last recorded step. */
-    async resumeAll(): Promise<number> {
-      const ids = await store.inFlight();
-      for (const id of ids) void this.run(id);
-      if (ids.length) logger.info({ count: ids.length }, 'resuming in-flight sagas');
-      return ids.length;
+  /** Starts every in-flight saga that no live replica holds (a crash, a stop, a lapsed lease). */
+  async function resumeAll(): Promise<number> {
+    if (stopping) return 0;
+    const ids = (await store.unowned()).filter((id) => !running.has(id));
+    for (const id of ids) void run(id);
+    if (ids.length) logger.info({ count: ids.length }, 'resuming in-flight sagas');
+    return ids.length;
+  }
+
+  return {
+    run,
+    resumeAll,
+
+    /** Resumes what is left to resume, then keeps the leases of running sagas and takes over lapsed ones. */
+    async start(): Promise<void> {
+      await resumeAll();
+      leases.start();
     },
 
     /** Lets no saga start and waits for those in flight to finish their step or be abandoned. */
     async stop(): Promise<void> {
       stopping = true;
       abort?.abort();
+      await leases.stop();
       await Promise.all(running.values());
     },
   };

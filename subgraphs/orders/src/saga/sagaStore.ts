@@ -94,7 +94,24 @@ export interface Transition {
   events?: { type: OrderEventType; extra?: Partial<OrderEventData> }[];
 }
 
-export function createSagaStore(db: Database) {
+/** This replica's hold on the sagas it runs (see migrations/003_saga_lease.sql). */
+export interface SagaLease {
+  /** Unique per running instance: a restarted process is a new owner. */
+  owner: string;
+  leaseMs: number;
+}
+
+/** The saga's lease went to another replica (this one stalled past it): it must stop at once. */
+export class SagaLeaseLostError extends Error {
+  constructor(orderId: string) {
+    super(`saga ${orderId} is now run by another replica`);
+    this.name = 'SagaLeaseLostError';
+  }
+}
+
+const LEASE_UNTIL = `now() + $2::integer * interval '1 millisecond'`;
+
+export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
   async function load(q: Queryable, orderId: string): Promise<SagaOrder | null> {
     const [row] = await q.query<SagaOrderRow>('SELECT * FROM orders WHERE id = $1', [orderId]);
     if (!row) return null;
@@ -163,11 +180,22 @@ export function createSagaStore(db: Database) {
       const id = randomUUID();
       const totalCents = input.items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0);
       await db.transaction(async (tx) => {
+        // Born leased to this replica, which runs it next: no other replica's sweep can take it.
         await tx.query(
           `INSERT INTO orders (id, user_id, status, total_cents, saga_state, idempotency_key,
-                               request_fingerprint, payment_token)
-           VALUES ($1, $2, 'PENDING', $3, 'RUNNING', $4, $5, $6)`,
-          [id, input.userId, totalCents, input.idempotencyKey, input.fingerprint, input.paymentToken],
+                               request_fingerprint, payment_token, saga_owner, saga_lease_until)
+           VALUES ($1, $2, 'PENDING', $3, 'RUNNING', $4, $5, $6, $7,
+                   now() + $8::integer * interval '1 millisecond')`,
+          [
+            id,
+            input.userId,
+            totalCents,
+            input.idempotencyKey,
+            input.fingerprint,
+            input.paymentToken,
+            owner,
+            leaseMs,
+          ],
         );
         for (const [position, item] of input.items.entries()) {
           await tx.query(
@@ -197,17 +225,61 @@ export function createSagaStore(db: Database) {
       return row ? { id: row.id, fingerprint: row.request_fingerprint } : null;
     },
 
-    /** Orders whose saga was in flight when the service last stopped. */
-    async inFlight(): Promise<string[]> {
+    /** In-flight sagas no live replica holds: never leased, released, or whose lease lapsed. */
+    async unowned(): Promise<string[]> {
       const rows = await db.query<{ id: string }>(
-        `SELECT id FROM orders WHERE saga_state IN ('RUNNING', 'COMPENSATING') ORDER BY seq`,
+        `SELECT id FROM orders
+         WHERE saga_state IN ('RUNNING', 'COMPENSATING')
+           AND (saga_lease_until IS NULL OR saga_lease_until < now() OR saga_owner = $1)
+         ORDER BY seq`,
+        [owner],
       );
       return rows.map((row) => row.id);
     },
 
-    /** Applies one transition atomically and returns the order as it now stands. */
+    /** Takes (or renews) the saga's lease; false while another replica holds it. */
+    async claim(orderId: string): Promise<boolean> {
+      const rows = await db.query(
+        `UPDATE orders SET saga_owner = $3, saga_lease_until = ${LEASE_UNTIL}
+         WHERE id = $1 AND saga_state IN ('RUNNING', 'COMPENSATING')
+           AND (saga_lease_until IS NULL OR saga_lease_until < now() OR saga_owner = $3)
+         RETURNING id`,
+        [orderId, leaseMs, owner],
+      );
+      return rows.length > 0;
+    },
+
+    /** Extends the leases this replica still holds among `orderIds`; returns those renewed. */
+    async renew(orderIds: readonly string[]): Promise<string[]> {
+      if (orderIds.length === 0) return [];
+      const rows = await db.query<{ id: string }>(
+        `UPDATE orders SET saga_lease_until = ${LEASE_UNTIL}
+         WHERE id = ANY($1::uuid[]) AND saga_owner = $3
+         RETURNING id`,
+        [orderIds, leaseMs, owner],
+      );
+      return rows.map((row) => row.id);
+    },
+
+    /** Gives the lease up (the saga ended, or this replica stops): another may take it at once. */
+    async release(orderId: string): Promise<void> {
+      await db.query(
+        `UPDATE orders SET saga_owner = NULL, saga_lease_until = NULL WHERE id = $1 AND saga_owner = $2`,
+        [orderId, owner],
+      );
+    },
+
+    /**
+     * Applies one transition atomically and returns the order as it now stands. Only under this
+     * replica's lease, which it renews: a replica that lost it records nothing.
+     */
     async apply(orderId: string, transition: Transition): Promise<SagaOrder> {
       return db.transaction(async (tx) => {
+        const held = await tx.query(
+          `UPDATE orders SET saga_lease_until = ${LEASE_UNTIL} WHERE id = $1 AND saga_owner = $3 RETURNING id`,
+          [orderId, leaseMs, owner],
+        );
+        if (held.length === 0) throw new SagaLeaseLostError(orderId);
         for (const step of transition.steps ?? []) {
           await tx.query(
             `UPDATE saga_steps SET
