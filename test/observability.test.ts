@@ -130,6 +130,14 @@ describe('metrics, logs and traces', () => {
       (text) =>
         sampleValue(text, 'outbox_published_total', {}) > 0 && /^outbox_backlog\{[^}]*\} 0$/m.test(text),
     );
+    const orders = await metricsOf('orders');
+    expect(sampleValue(orders, 'saga_outcomes_total', { outcome: 'confirmed' })).toBeGreaterThan(0);
+    expect(
+      sampleValue(orders, 'saga_step_duration_seconds_count', {
+        step: 'CHARGE_PAYMENT',
+        outcome: 'succeeded',
+      }),
+    ).toBeGreaterThan(0);
     const notifications = await metricsOf('notifications');
     expect(
       sampleValue(notifications, 'events_consumed_total', { consumer: 'notifications', outcome: 'applied' }),

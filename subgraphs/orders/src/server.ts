@@ -73,6 +73,7 @@ export function createOrdersService(
     logger,
     abort,
     leaseMs: config.ORDER_SAGA_LEASE_MS,
+    metrics: deps.observability.metrics,
   });
   const placeOrder = createPlaceOrder({
     store: sagaStore,

@@ -1,5 +1,6 @@
 import { Role } from '../../../../lib/auth/tokens.ts';
 import type { Logger } from '../../../../lib/logger.ts';
+import type { Metrics } from '../../../../lib/observability/createMetrics.ts';
 import { createPollingLoop } from '../../../../lib/resilience/createPollingLoop.ts';
 import type { SubgraphClient } from './createSubgraphClient.ts';
 import { SubgraphCallError } from './createSubgraphClient.ts';
@@ -60,6 +61,7 @@ export function createSagaRunner({
   logger,
   abort,
   leaseMs,
+  metrics,
 }: {
   store: SagaStore;
   clients: SagaClients;
@@ -68,7 +70,19 @@ export function createSagaRunner({
   abort?: AbortController;
   /** The store's lease duration: leases are renewed, and lapsed ones looked for, 3 times per lease. */
   leaseMs: number;
+  /** `saga_outcomes_total` and `saga_step_duration_seconds`. */
+  metrics?: Metrics;
 }) {
+  const outcomes = metrics?.counter({
+    name: 'saga_outcomes_total',
+    help: 'Order sagas that ended, by outcome (confirmed, cancelled)',
+    labelNames: ['outcome'],
+  });
+  const stepDuration = metrics?.histogram({
+    name: 'saga_step_duration_seconds',
+    help: 'Time a saga step spent calling its service, retries included, by step and outcome',
+    labelNames: ['step', 'outcome'],
+  });
   const running = new Map<string, Promise<void>>();
   let stopping = false;
   const leases = createPollingLoop({
@@ -174,10 +188,15 @@ export function createSagaRunner({
       checkStopping();
       order = await store.apply(order.id, { steps: [{ name, status: 'RUNNING' }] });
       let outcome: Transition;
+      const started = performance.now();
+      const observe = (result: string) =>
+        stepDuration?.observe({ step: name, outcome: result }, (performance.now() - started) / 1000);
       try {
         outcome = await execute(name, order);
+        observe('succeeded');
       } catch (error) {
         const failure = failureOf(error);
+        observe(failure instanceof StepFailure ? 'failed' : 'interrupted');
         if (!(failure instanceof StepFailure)) throw failure;
         logger.info({ orderId: order.id, step: name, reason: failure.message }, 'saga step failed');
         return store.apply(order.id, {
@@ -278,7 +297,14 @@ export function createSagaRunner({
     let order = await store.load(orderId);
     if (!order) return;
     if (order.sagaState === 'RUNNING') order = await forward(order);
-    if (order.sagaState === 'COMPENSATING') await compensate(order);
+    if (order.sagaState === 'COMPLETED') {
+      outcomes?.inc({ outcome: 'confirmed' });
+      logger.info({ orderId }, 'saga completed: order confirmed');
+    } else if (order.sagaState === 'COMPENSATING') {
+      await compensate(order);
+      outcomes?.inc({ outcome: 'cancelled' });
+      logger.info({ orderId, reason: order.failureReason }, 'saga compensated: order cancelled');
+    }
   }
 
   /**
