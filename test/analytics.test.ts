@@ -238,10 +238,16 @@ describe('analytics: sales metrics from order-events', () => {
       {},
       adminCredential,
     );
-    // Each replica sends the current metrics at once: both subscriptions are live after that.
+    // Nothing acknowledges a live subscription (pushes come after changes only): place orders
+    // until both have had one, after which no change can be missed.
     await eventually(
-      async () => [onFirst.values.length, onSecond.values.length],
+      async () => {
+        if (!onFirst.values.length || !onSecond.values.length)
+          await placeOrder([{ productId: widget.id, quantity: 1 }], 'tok_declined');
+        return [onFirst.values.length, onSecond.values.length];
+      },
       ([a, b]) => a! > 0 && b! > 0,
+      { intervalMs: 300 },
     );
 
     await placeMixedOrders();

@@ -91,30 +91,22 @@ export function createMetricsFeed({
     },
 
     /**
-     * The current metrics at once, then every pushed change. Subscribes before reading, so a
-     * change between the two is not lost; pushes not newer than what was already sent are skipped.
+     * Every change from now on (API.md: "pushed after each change"), never the state at
+     * subscribe time: the gateway shares one upstream subscription between identical
+     * subscribers, so a snapshot sent to the first would never reach those who join later, and
+     * clients would see different things for the same subscription. Clients read
+     * `Query.salesMetrics` for the current figures (the dashboard does on every connect). Pushes
+     * not newer than what this subscriber already got are skipped.
      */
     async subscribe(): Promise<AsyncIterableIterator<MetricsSnapshot>> {
       const live = hub.subscribe();
-      let current: MetricsSnapshot;
-      try {
-        current = await store.snapshot();
-      } catch (error) {
-        await live.return?.();
-        throw error;
-      }
-      let first: MetricsSnapshot | undefined = current;
-      let sentVersion = current.version;
+      // Every push from now on is news to this subscriber; later ones only if newer still.
+      let sentVersion = -1;
       const iterator: AsyncIterableIterator<MetricsSnapshot> = {
         [Symbol.asyncIterator]() {
           return iterator;
         },
         async next() {
-          if (first) {
-            const value = first;
-            first = undefined;
-            return { done: false, value };
-          }
           for (;;) {
             const result = await live.next();
             if (result.done || result.value.version > sentVersion) {
