@@ -17,8 +17,17 @@ import { listen, urlFor } from '../../lib/http/listen.ts';
 import { createDisposableStack } from '../../lib/lifecycle.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
-import { checkSubgraphs } from './health/checkSubgraphs.ts';
-import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
+import { createStatusRoutes } from './health/createStatusRoutes.ts';
+import { createRequestLimits } from './plugins/requestLimits.ts';
+import { useOperationLimits } from './plugins/useOperationLimits.ts';
+import { useRateLimits } from './plugins/useRateLimits.ts';
+import { createTokenBuckets } from './rateLimits/createTokenBuckets.ts';
+import { createSubgraphBreakers } from './subgraphs/createSubgraphBreakers.ts';
+import {
+  createSubgraphHttpClient,
+  resilientFetcher,
+  SubgraphDataSource,
+} from './subgraphs/createSubgraphDataSource.ts';
 import { createSupergraphManager, type SubgraphEndpoint } from './supergraph/createSupergraphManager.ts';
 
 export interface GatewayDeps {
@@ -49,6 +58,13 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   const http = createSubgraphHttpClient({ maxConnectionsPerOrigin: config.SUBGRAPH_MAX_CONNECTIONS });
   resources.defer(() => http.close());
   const supergraph = createSupergraphManager({ path: config.SUPERGRAPH_PATH, logger });
+  const breakers = createSubgraphBreakers({
+    threshold: config.SUBGRAPH_BREAKER_THRESHOLD,
+    halfOpenAfterMs: config.SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS,
+    logger,
+  });
+  const buckets = createTokenBuckets(config, logger);
+  resources.defer(() => buckets.close());
 
   // @apollo/gateway reads this only from process.env: unless told otherwise it sends anonymous
   // usage metrics to Apollo and probes cloud metadata servers at start. Nothing leaves the
@@ -58,16 +74,29 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
     supergraphSdl: supergraph.hook,
     logger,
     buildService: ({ name, url }) =>
-      new SubgraphDataSource({ name, url: overrides[name] ?? url, fetcher: http.fetcher }),
+      new SubgraphDataSource({
+        name,
+        url: overrides[name] ?? url,
+        fetcher: resilientFetcher({
+          fetcher: http.fetcher,
+          breaker: breakers.get(name),
+          timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+        }),
+      }),
   });
 
   const app = express();
   app.disable('x-powered-by');
+  if (config.TRUST_PROXY_HOPS > 0) app.set('trust proxy', config.TRUST_PROXY_HOPS);
   const httpServer = createServer(app);
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: !production,
     includeStacktraceInErrorResponses: !production,
+    // No "Did you mean …?" in production: validation errors must not map the schema out.
+    hideSchemaDetailsFromClientErrors: production,
+    // Batches are capped (OPERATION_MAX_BATCH) and each operation is limited and counted alone.
+    allowBatchedHttpRequests: true,
     formatError: createFormatError({ logger, production }),
     logger,
     plugins: [
@@ -75,6 +104,23 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
+      useOperationLimits({
+        maxDepth: config.OPERATION_MAX_DEPTH,
+        maxAliases: config.OPERATION_MAX_ALIASES,
+        maxRootFields: config.OPERATION_MAX_ROOT_FIELDS,
+      }),
+      useRateLimits({
+        buckets,
+        operations: {
+          capacity: config.RATE_LIMIT_CAPACITY,
+          refillPerSecond: config.RATE_LIMIT_REFILL_PER_SECOND,
+        },
+        auth: {
+          capacity: config.RATE_LIMIT_AUTH_CAPACITY,
+          refillPerSecond: config.RATE_LIMIT_AUTH_REFILL_PER_SECOND,
+        },
+        logger,
+      }),
     ],
   });
   const createContext = createGatewayContextFactory({
@@ -89,19 +135,15 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
   let started = false;
   let url: string | undefined;
 
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', service: 'gateway', uptimeSeconds: Math.round(process.uptime()) });
+  const status = createStatusRoutes({
+    isStarted: () => started,
+    endpoints: () => supergraph.endpoints().map(routed),
+    fetcher: http.fetcher,
+    timeoutMs: config.READY_TIMEOUT_MS,
+    breakers,
   });
-  app.get('/ready', async (_req, res) => {
-    const subgraphs = started
-      ? await checkSubgraphs(supergraph.endpoints().map(routed), {
-          fetcher: http.fetcher,
-          timeoutMs: config.READY_TIMEOUT_MS,
-        })
-      : [];
-    const ready = started && subgraphs.length > 0 && subgraphs.every((s) => s.ready);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', subgraphs });
-  });
+  resources.defer(() => status.close());
+  app.use(status.router);
 
   return {
     get url() {
@@ -109,6 +151,7 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
     },
     async start({ port, host }) {
       if (started) throw new Error('gateway already started');
+      await buckets.connect();
       await apollo.start();
       // apollo.stop() also drains the HTTP server, which must then be listening.
       resources.defer(() => (httpServer.listening ? apollo.stop() : gateway.stop()));
@@ -116,8 +159,12 @@ export function createGateway({ config, logger, secrets, subgraphUrls = {} }: Ga
       app.all(
         ['/', '/graphql'],
         cors(),
-        express.json({ limit: '2mb' }),
-        expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers) }),
+        ...createRequestLimits({
+          maxBodyBytes: config.OPERATION_MAX_BODY_BYTES,
+          maxBatch: config.OPERATION_MAX_BATCH,
+          maxTokens: config.OPERATION_MAX_TOKENS,
+        }),
+        expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers, req.ip) }),
       );
       const boundPort = await listen(httpServer, port, host);
       url = urlFor(host, boundPort, '/graphql');

@@ -18,6 +18,7 @@ import { migrate, type MigrationSource } from '../db/migrate.ts';
 import { unauthenticated } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { createFormatError } from './formatError.ts';
+import { createHealthRoutes } from './createHealthRoutes.ts';
 import { listen, urlFor } from './listen.ts';
 
 /** A process-level unit with an explicit lifecycle: built apart, started, stopped once. */
@@ -49,11 +50,13 @@ export interface SubgraphServiceOptions<TContext> {
   onStart?: () => Promise<void> | void;
   /** Called on stop, before the database closes (background workers). */
   onStop?: () => Promise<void>;
+  /** Dependencies besides the database that /ready checks, by name (the brokers it uses). */
+  readiness?: Record<string, () => Promise<unknown>>;
 }
 
 /**
  * The shape every subgraph shares: `/graphql` for the gateway and sibling services (signed
- * service credential required), `/health` for liveness and `/ready` for its database.
+ * service credential required), `/health` for liveness and `/ready` for its database and brokers.
  */
 export function createSubgraphService<TContext extends object>(
   options: SubgraphServiceOptions<TContext>,
@@ -75,18 +78,12 @@ export function createSubgraphService<TContext extends object>(
   let apolloStarted = false;
   let stopping: Promise<void> | undefined;
 
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', service: name, uptimeSeconds: Math.round(process.uptime()) });
+  const health = createHealthRoutes({
+    service: name,
+    isStarted: () => state === 'started',
+    checks: { database: () => db.ping(), ...options.readiness },
   });
-  app.get('/ready', async (_req, res) => {
-    const ready =
-      state === 'started' &&
-      (await db.ping().then(
-        () => true,
-        () => false,
-      ));
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', service: name });
-  });
+  app.use(health.router);
 
   return {
     name,
@@ -137,6 +134,7 @@ export function createSubgraphService<TContext extends object>(
         // then lets go of the pool.
         if (apolloStarted && httpServer.listening) await apollo.stop();
         else if (httpServer.listening) await new Promise((resolve) => httpServer.close(resolve));
+        health.close();
         await options.onStop?.();
         await db.close();
         state = 'stopped';

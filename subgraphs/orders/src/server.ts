@@ -127,6 +127,7 @@ export function createOrdersService(
       await runner.stop();
       await relay.stop();
     },
+    readiness: { eventStream: () => stream.health() },
     createContext: (caller) => createOrdersContext(store, caller),
   });
 }
