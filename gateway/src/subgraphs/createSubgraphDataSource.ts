@@ -50,7 +50,7 @@ export function resilientFetcher({
   breaker: CircuitBreaker;
   timeoutMs: number;
 }): Fetcher {
-  return ((url, init) =>
+  return (url, init) =>
     breaker.execute(async () => {
       const deadline = AbortSignal.timeout(timeoutMs);
       const signal = init?.signal ? AbortSignal.any([init.signal as AbortSignal, deadline]) : deadline;
@@ -69,7 +69,7 @@ export function resilientFetcher({
         if (deadline.aborted) throw new SubgraphDownError(`no reply within ${timeoutMs} ms`);
         throw error;
       }
-    }));
+    });
 }
 
 /**
