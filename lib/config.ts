@@ -126,14 +126,24 @@ export const configSchema = z
     RATE_LIMIT_AUTH_REFILL_PER_SECOND: z.coerce.number().positive().default(0.2),
     /** Proxies in front of the gateway whose X-Forwarded-For is trusted for the client IP. */
     TRUST_PROXY_HOPS: z.coerce.number().int().min(0).default(0),
-    /** Longest wait for one subgraph request (the whole reply) before SERVICE_UNAVAILABLE. */
-    SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+    /**
+     * Longest wait for one subgraph request (the whole reply) before SERVICE_UNAVAILABLE. Above
+     * ORDER_SAGA_WAIT_MS: placeOrder legitimately takes that long.
+     */
+    SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     /** Consecutive failures (unreachable, timeout, 5xx) that open a subgraph's circuit. */
     SUBGRAPH_BREAKER_THRESHOLD: z.coerce.number().int().positive().default(5),
     /** How long an open circuit fails fast before letting one trial request through. */
     SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS: z.coerce.number().int().positive().default(10_000),
   })
   .superRefine((env, ctx) => {
+    if (env.SUBGRAPH_TIMEOUT_MS <= env.ORDER_SAGA_WAIT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SUBGRAPH_TIMEOUT_MS'],
+        message: `must be greater than ORDER_SAGA_WAIT_MS (${env.ORDER_SAGA_WAIT_MS}): placeOrder waits that long`,
+      });
+    }
     if (env.NODE_ENV !== 'production') return;
     for (const name of ['JWT_SECRET', 'SERVICE_SECRET', 'ADMIN_PASSWORD'] as const) {
       if (!env[name]) {

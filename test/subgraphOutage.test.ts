@@ -13,6 +13,7 @@ let token: string;
 beforeAll(async () => {
   system = await startTestSystem({
     SUBGRAPH_TIMEOUT_MS: '1000',
+    ORDER_SAGA_WAIT_MS: '500',
     SUBGRAPH_BREAKER_THRESHOLD: '2',
     SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS: '500',
   });
