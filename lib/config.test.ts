@@ -37,6 +37,23 @@ describe('configuration', () => {
     ).toBe('production');
   });
 
+  it('refuses a subgraph timeout that placeOrder would outlast', () => {
+    expect(() => loadConfig({ SUBGRAPH_TIMEOUT_MS: '3000', ORDER_SAGA_WAIT_MS: '5000' })).toThrow(
+      /SUBGRAPH_TIMEOUT_MS must be greater than ORDER_SAGA_WAIT_MS/,
+    );
+  });
+
+  it('has rate and operation limits by default, and Redis only when REDIS_URL is set', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      OPERATION_MAX_DEPTH: 20,
+      OPERATION_MAX_ALIASES: 30,
+      RATE_LIMIT_AUTH_CAPACITY: 10,
+    });
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(() => loadConfig({ REDIS_URL: 'http://nope' })).toThrow(/REDIS_URL/);
+  });
+
   it('rejects a short secret', () => {
     expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET must be at least 32 characters/);
   });

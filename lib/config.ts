@@ -130,8 +130,58 @@ export const configSchema = z
     SUBSCRIPTION_UPSTREAM_RETRY_ATTEMPTS: z.coerce.number().int().min(0).default(8),
     /** First pause before resubscribing to a subgraph; doubles per attempt (with jitter), capped at 10 s. */
     SUBSCRIPTION_UPSTREAM_RETRY_DELAY_MS: z.coerce.number().int().positive().default(250),
+    /**
+     * Operation limits, checked at the gateway before any subgraph is called (OPERATION_LIMIT).
+     * Tighter than Apollo Router's examples: nothing this project's clients send comes near them.
+     */
+    OPERATION_MAX_DEPTH: z.coerce.number().int().positive().default(20),
+    OPERATION_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+    OPERATION_MAX_ROOT_FIELDS: z.coerce.number().int().positive().default(20),
+    OPERATION_MAX_TOKENS: z.coerce.number().int().positive().default(15_000),
+    /** Largest request body, in bytes; a larger one is answered 413. */
+    OPERATION_MAX_BODY_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(2 * 1024 * 1024),
+    /** Operations in one batched HTTP request (a JSON array). */
+    OPERATION_MAX_BATCH: z.coerce.number().int().positive().default(10),
+    /** Redis for state the gateway replicas share (rate limits); unset: in memory, one process. */
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    /** Prefix of every Redis key (several environments or test runs on one Redis). */
+    REDIS_KEY_PREFIX: z.string().default('event-federation:'),
+    /**
+     * Token buckets: each operation takes one token from its caller's bucket (the signed-in
+     * user's, else the client IP's), refilled continuously; an empty bucket is RATE_LIMITED.
+     */
+    RATE_LIMIT_CAPACITY: z.coerce.number().int().positive().default(200),
+    RATE_LIMIT_REFILL_PER_SECOND: z.coerce.number().positive().default(20),
+    /** logIn and signUp (each field, aliases included) also take from a stricter bucket per IP. */
+    RATE_LIMIT_AUTH_CAPACITY: z.coerce.number().int().positive().default(10),
+    RATE_LIMIT_AUTH_REFILL_PER_SECOND: z.coerce.number().positive().default(0.2),
+    /** Proxies in front of the gateway whose X-Forwarded-For is trusted for the client IP. */
+    TRUST_PROXY_HOPS: z.coerce.number().int().min(0).default(0),
+    /**
+     * Longest wait for one subgraph request (the whole reply) before SERVICE_UNAVAILABLE. Above
+     * ORDER_SAGA_WAIT_MS: placeOrder legitimately takes that long.
+     */
+    SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+    /** Consecutive failures (unreachable, timeout, 5xx) that open a subgraph's circuit. */
+    SUBGRAPH_BREAKER_THRESHOLD: z.coerce.number().int().positive().default(5),
+    /** How long an open circuit fails fast before letting one trial request through. */
+    SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS: z.coerce.number().int().positive().default(10_000),
   })
   .superRefine((env, ctx) => {
+    if (env.SUBGRAPH_TIMEOUT_MS <= env.ORDER_SAGA_WAIT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SUBGRAPH_TIMEOUT_MS'],
+        message: `must be greater than ORDER_SAGA_WAIT_MS (${env.ORDER_SAGA_WAIT_MS}): placeOrder waits that long`,
+      });
+    }
     if (env.NODE_ENV !== 'production') return;
     for (const name of ['JWT_SECRET', 'SERVICE_SECRET', 'ADMIN_PASSWORD'] as const) {
       if (!env[name]) {

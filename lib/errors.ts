@@ -23,6 +23,9 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const httpStatusByCode: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.UNAUTHENTICATED]: 401,
+  // Raised before execution, where the status is the whole response's.
+  [ErrorCode.OPERATION_LIMIT]: 400,
+  [ErrorCode.RATE_LIMITED]: 429,
 };
 
 /** A GraphQL error carrying one of the stable codes (and, where it matters, an HTTP status). */

@@ -51,6 +51,18 @@ describe('in production', () => {
     expect(response.errors?.[0]?.message).toBe('Internal server error');
   });
 
+  it('validation errors suggest no field names ("Did you mean")', async () => {
+    const response = await system.graphql('{ products { edges { node { nme } } } }');
+    expectCode(response, 'GRAPHQL_VALIDATION_FAILED');
+    expect(JSON.stringify(response.errors)).not.toMatch(/Did you mean|"name"/);
+  });
+
+  it('operation limits hold, with no stack trace either', async () => {
+    const response = await system.graphql(`{ ${Array.from({ length: 21 }, () => 'me { id }').join(' ')} }`);
+    expectCode(response, 'OPERATION_LIMIT');
+    expect(JSON.stringify(response.errors)).not.toMatch(/stacktrace/);
+  });
+
   it('introspection is off', async () => {
     const response = await system.graphql('{ __schema { types { name } } }');
     expect(response.errors?.length).toBeGreaterThan(0);

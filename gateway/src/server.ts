@@ -23,8 +23,17 @@ import { createOperationSpanPlugin } from '../../lib/observability/createOperati
 import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
 import { serveDashboard } from './dashboard/serveDashboard.ts';
-import { checkSubgraphs } from './health/checkSubgraphs.ts';
-import { createSubgraphHttpClient, SubgraphDataSource } from './subgraphs/createSubgraphDataSource.ts';
+import { createStatusRoutes } from './health/createStatusRoutes.ts';
+import { createRequestLimits } from './plugins/requestLimits.ts';
+import { useOperationLimits } from './plugins/useOperationLimits.ts';
+import { useRateLimits } from './plugins/useRateLimits.ts';
+import { createTokenBuckets } from './rateLimits/createTokenBuckets.ts';
+import { createSubgraphBreakers } from './subgraphs/createSubgraphBreakers.ts';
+import {
+  createSubgraphHttpClient,
+  resilientFetcher,
+  SubgraphDataSource,
+} from './subgraphs/createSubgraphDataSource.ts';
 import { attachSubscriptions } from './subscriptions/attachSubscriptions.ts';
 import { createSupergraphManager, type SubgraphEndpoint } from './supergraph/createSupergraphManager.ts';
 
@@ -65,6 +74,13 @@ export function createGateway({
   const http = createSubgraphHttpClient({ maxConnectionsPerOrigin: config.SUBGRAPH_MAX_CONNECTIONS });
   resources.defer(() => http.close());
   const supergraph = createSupergraphManager({ path: config.SUPERGRAPH_PATH, logger });
+  const breakers = createSubgraphBreakers({
+    threshold: config.SUBGRAPH_BREAKER_THRESHOLD,
+    halfOpenAfterMs: config.SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS,
+    logger,
+  });
+  const buckets = createTokenBuckets(config, logger);
+  resources.defer(() => buckets.close());
 
   // @apollo/gateway reads this only from process.env: unless told otherwise it sends anonymous
   // usage metrics to Apollo and probes cloud metadata servers at start. Nothing leaves the
@@ -77,7 +93,11 @@ export function createGateway({
       new SubgraphDataSource({
         name,
         url: overrides[name] ?? url,
-        fetcher: http.fetcher,
+        fetcher: resilientFetcher({
+          fetcher: http.fetcher,
+          breaker: breakers.get(name),
+          timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+        }),
         tracer: observability.tracing.tracer,
         metrics: observability.metrics,
       }),
@@ -85,6 +105,7 @@ export function createGateway({
 
   const app = express();
   app.disable('x-powered-by');
+  if (config.TRUST_PROXY_HOPS > 0) app.set('trust proxy', config.TRUST_PROXY_HOPS);
   const httpServer = createServer(app);
   // Subscriptions over WebSocket and SSE at the same URL: the subscription bridge (./subscriptions).
   const subscriptions = attachSubscriptions({
@@ -103,6 +124,10 @@ export function createGateway({
     gateway,
     introspection: !production,
     includeStacktraceInErrorResponses: !production,
+    // No "Did you mean …?" in production: validation errors must not map the schema out.
+    hideSchemaDetailsFromClientErrors: production,
+    // Batches are capped (OPERATION_MAX_BATCH) and each operation is limited and counted alone.
+    allowBatchedHttpRequests: true,
     formatError: createFormatError({ logger, production }),
     logger,
     plugins: [
@@ -114,6 +139,23 @@ export function createGateway({
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
+      useOperationLimits({
+        maxDepth: config.OPERATION_MAX_DEPTH,
+        maxAliases: config.OPERATION_MAX_ALIASES,
+        maxRootFields: config.OPERATION_MAX_ROOT_FIELDS,
+      }),
+      useRateLimits({
+        buckets,
+        operations: {
+          capacity: config.RATE_LIMIT_CAPACITY,
+          refillPerSecond: config.RATE_LIMIT_REFILL_PER_SECOND,
+        },
+        auth: {
+          capacity: config.RATE_LIMIT_AUTH_CAPACITY,
+          refillPerSecond: config.RATE_LIMIT_AUTH_REFILL_PER_SECOND,
+        },
+        logger,
+      }),
     ],
   });
   const createContext = createGatewayContextFactory({
@@ -128,21 +170,17 @@ export function createGateway({
   let started = false;
   let url: string | undefined;
 
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', service: 'gateway', uptimeSeconds: Math.round(process.uptime()) });
-  });
   app.get('/metrics', observability.metrics.handler);
   app.use(serveDashboard({ logger, production }));
-  app.get('/ready', async (_req, res) => {
-    const subgraphs = started
-      ? await checkSubgraphs(supergraph.endpoints().map(routed), {
-          fetcher: http.fetcher,
-          timeoutMs: config.READY_TIMEOUT_MS,
-        })
-      : [];
-    const ready = started && subgraphs.length > 0 && subgraphs.every((s) => s.ready);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', subgraphs });
+  const status = createStatusRoutes({
+    isStarted: () => started,
+    endpoints: () => supergraph.endpoints().map(routed),
+    fetcher: http.fetcher,
+    timeoutMs: config.READY_TIMEOUT_MS,
+    breakers,
   });
+  resources.defer(() => status.close());
+  app.use(status.router);
 
   return {
     get url() {
@@ -150,6 +188,7 @@ export function createGateway({
     },
     async start({ port, host }) {
       if (started) throw new Error('gateway already started');
+      await buckets.connect();
       await apollo.start();
       // apollo.stop() also drains the HTTP server, which must then be listening.
       resources.defer(() => (httpServer.listening ? apollo.stop() : gateway.stop()));
@@ -157,9 +196,13 @@ export function createGateway({
       app.all(
         ['/', '/graphql'],
         cors(),
-        express.json({ limit: '2mb' }),
+        ...createRequestLimits({
+          maxBodyBytes: config.OPERATION_MAX_BODY_BYTES,
+          maxBatch: config.OPERATION_MAX_BATCH,
+          maxTokens: config.OPERATION_MAX_TOKENS,
+        }),
         traceRequests(observability.tracing.tracer),
-        expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers) }),
+        expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers, req.ip) }),
       );
       const boundPort = await listen(httpServer, port, host);
       url = urlFor(host, boundPort, '/graphql');

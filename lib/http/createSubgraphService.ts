@@ -24,6 +24,7 @@ import { createOperationSpanPlugin } from '../observability/createOperationSpanP
 import { traceRequests } from '../observability/traceRequests.ts';
 import { createFormatError } from './formatError.ts';
 import { createSubgraphWebSocket } from './createSubgraphWebSocket.ts';
+import { createHealthRoutes } from './createHealthRoutes.ts';
 import { listen, urlFor } from './listen.ts';
 
 /** A process-level unit with an explicit lifecycle: built apart, started, stopped once. */
@@ -57,12 +58,14 @@ export interface SubgraphServiceOptions<TContext> {
   onStart?: () => Promise<void> | void;
   /** Called on stop, before the database closes (background workers). */
   onStop?: () => Promise<void>;
+  /** Dependencies besides the database that /ready checks, by name (the brokers it uses). */
+  readiness?: Record<string, () => Promise<unknown>>;
 }
 
 /**
  * The shape every subgraph shares: `/graphql` for the gateway and sibling services (signed
  * service credential required) over HTTP and over WebSocket (graphql-ws, for subscriptions),
- * `/health` for liveness and `/ready` for its database.
+ * `/health` for liveness and `/ready` for its database and brokers.
  */
 export function createSubgraphService<TContext extends object>(
   options: SubgraphServiceOptions<TContext>,
@@ -101,19 +104,13 @@ export function createSubgraphService<TContext extends object>(
   let apolloStarted = false;
   let stopping: Promise<void> | undefined;
 
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', service: name, uptimeSeconds: Math.round(process.uptime()) });
-  });
   app.get('/metrics', options.observability.metrics.handler);
-  app.get('/ready', async (_req, res) => {
-    const ready =
-      state === 'started' &&
-      (await db.ping().then(
-        () => true,
-        () => false,
-      ));
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', service: name });
+  const health = createHealthRoutes({
+    service: name,
+    isStarted: () => state === 'started',
+    checks: { database: () => db.ping(), ...options.readiness },
   });
+  app.use(health.router);
 
   return {
     name,
@@ -167,6 +164,7 @@ export function createSubgraphService<TContext extends object>(
         // then lets go of the pool.
         if (apolloStarted && httpServer.listening) await apollo.stop();
         else if (httpServer.listening) await new Promise((resolve) => httpServer.close(resolve));
+        health.close();
         await options.onStop?.();
         await db.close();
         state = 'stopped';

@@ -47,6 +47,12 @@ export interface StreamSubscription {
 export interface EventStream {
   publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
   subscribe(options: SubscribeOptions): Promise<StreamSubscription>;
+  /**
+   * A cheap round trip to the broker for readiness probes: resolves when it answers, rejects
+   * with a MessagingError when it is unreachable or the stream is closed. Never throws for the
+   * in-memory adapter while it is open.
+   */
+  health(): Promise<void>;
   /** Stops every subscription, flushes and disconnects. Idempotent. */
   close(): Promise<void>;
 }

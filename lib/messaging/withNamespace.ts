@@ -18,6 +18,7 @@ export function eventStreamWithNamespace(inner: EventStream, namespace: string):
         topics: options.topics.map((topic) => namespace + topic),
         handle: (message) => options.handle({ ...message, topic: strip(message.topic) }),
       }),
+    health: () => inner.health(),
     close: () => inner.close(),
   };
 }
@@ -34,6 +35,7 @@ export function workQueueWithNamespace(inner: WorkQueue, namespace: string): Wor
     publish: (exchange, routingKey, job) => inner.publish(namespace + exchange, routingKey, job),
     consume: (topology, options) => inner.consume(scoped(topology), options),
     deadLetters: (topology, options) => inner.deadLetters(scoped(topology), options),
+    health: () => inner.health(),
     close: () => inner.close(),
   };
 }

@@ -93,6 +93,11 @@ export interface WorkQueue {
    * letters stay where they are. Replaying or purging them is an operator's act, not the port's.
    */
   deadLetters(topology: WorkQueueTopology, options?: DeadLettersOptions): Promise<Job[]>;
+  /**
+   * For readiness probes: resolves while a broker connection is up (opening one if none is),
+   * rejects with a MessagingError when none can be had or the queue is closed.
+   */
+  health(): Promise<void>;
   close(): Promise<void>;
 }
 

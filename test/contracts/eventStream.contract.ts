@@ -61,6 +61,12 @@ export function describeEventStreamContract(
       await stream.close();
     });
 
+    it('health() resolves while the broker answers, and rejects once the stream is closed', async () => {
+      await expect(stream.health()).resolves.toBeUndefined();
+      await stream.close();
+      await expect(stream.health()).rejects.toBeInstanceOf(MessagingError);
+    });
+
     it('delivers a published message with its key, value and headers', async () => {
       const topic = unique('contract-payload');
       await stream.publish(topic, [

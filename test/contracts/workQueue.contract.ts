@@ -52,6 +52,13 @@ export function describeWorkQueueContract(name: string, harness: WorkQueueHarnes
       return created;
     }
 
+    it('health() resolves while connected to the broker, and rejects once the queue is closed', async () => {
+      const queue = await workQueue();
+      await expect(queue.health()).resolves.toBeUndefined();
+      await queue.close();
+      await expect(queue.health()).rejects.toBeInstanceOf(MessagingError);
+    });
+
     it('a published job is consumed once, with its id, body and headers', async () => {
       const queue = await workQueue();
       const jobs = topology();

@@ -48,8 +48,13 @@ export async function startTestSystem(
   } = {},
 ): Promise<TestSystem> {
   const schemaPrefix = options.schemaPrefix ?? uniqueSchemaPrefix();
-  // Each test system gets its own topics, groups and queues on shared brokers.
-  const config = testConfig({ MESSAGING_NAMESPACE: schemaPrefix, ...overrides });
+  // Each test system gets its own topics, groups and queues on shared brokers, and its own keys
+  // on a shared Redis.
+  const config = testConfig({
+    MESSAGING_NAMESPACE: schemaPrefix,
+    REDIS_KEY_PREFIX: `${schemaPrefix}:`,
+    ...overrides,
+  });
   let recording: { service: SubgraphName; sql: string }[] | null = null;
   const system = await createSystem({
     config,

@@ -16,6 +16,13 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     HOST: '127.0.0.1',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...brokersFromEnvironment(),
+    ...redisFromEnvironment(),
+    // Every suite calls from 127.0.0.1 and signs up many users: rate limits out of the way,
+    // except in the suites about them (test/rateLimits.test.ts), which set their own.
+    RATE_LIMIT_CAPACITY: '1000000',
+    RATE_LIMIT_REFILL_PER_SECOND: '1000000',
+    RATE_LIMIT_AUTH_CAPACITY: '1000000',
+    RATE_LIMIT_AUTH_REFILL_PER_SECOND: '1000000',
     ...overrides,
   });
 }
@@ -33,6 +40,18 @@ function brokersFromEnvironment(): Record<string, string> {
     );
   }
   return { ...(kafka ? { KAFKA_BROKERS: kafka } : {}), ...(rabbit ? { RABBITMQ_URL: rabbit } : {}) };
+}
+
+/**
+ * Redis for the gateway's shared rate limits: from REDIS_URL when set (required under CI=true),
+ * else in-memory buckets.
+ */
+function redisFromEnvironment(): Record<string, string> {
+  const redis = process.env['REDIS_URL'];
+  if (process.env['CI'] === 'true' && !redis) {
+    throw new Error('CI=true requires REDIS_URL: these tests must run against a real Redis');
+  }
+  return redis ? { REDIS_URL: redis } : {};
 }
 
 /** A schema prefix unique to this run, so parallel test files never share tables. */

@@ -9,6 +9,8 @@ import { unauthenticated } from '../../../lib/errors.ts';
 
 export interface GatewayContext {
   viewer: Viewer | null;
+  /** The client's address (rate limits key anonymous callers and logIn attempts on it). */
+  clientIp: string;
   /** The credential for subgraph calls, signed once per request on first use. */
   serviceCredential: () => Promise<string>;
 }
@@ -25,10 +27,10 @@ export function createGatewayContextFactory({
   userTokens: UserTokens;
   credentials: ServiceCredentials;
 }) {
-  return async (headers: IncomingHttpHeaders): Promise<GatewayContext> => {
+  return async (headers: IncomingHttpHeaders, clientIp = 'unknown'): Promise<GatewayContext> => {
     const viewer = await viewerFrom(headers.authorization);
     let signed: Promise<string> | undefined;
-    return { viewer, serviceCredential: () => (signed ??= credentials.sign(viewer)) };
+    return { viewer, clientIp, serviceCredential: () => (signed ??= credentials.sign(viewer)) };
   };
 
   async function viewerFrom(authorization: string | undefined): Promise<Viewer | null> {

@@ -7,9 +7,11 @@ export interface SubgraphStatus {
   ready: boolean;
   latencyMs: number;
   error?: string;
+  /** The subgraph's own readiness checks (database, brokers), as its /ready reported them. */
+  checks?: Record<string, unknown>;
 }
 
-/** Asks each subgraph's own /ready (its database included), all at once, each with a deadline. */
+/** Asks each subgraph's own /ready (its database and brokers), all at once, each with a deadline. */
 export async function checkSubgraphs(
   endpoints: SubgraphEndpoint[],
   { fetcher, timeoutMs }: { fetcher: Fetcher; timeoutMs: number },
@@ -23,10 +25,15 @@ export async function checkSubgraphs(
           method: 'GET',
           signal: AbortSignal.timeout(timeoutMs),
         });
-        await response.text();
-        return response.ok
-          ? { name, url, ready: true, latencyMs: elapsed() }
-          : { name, url, ready: false, latencyMs: elapsed(), error: `HTTP ${response.status}` };
+        const checks = checksIn(await response.text());
+        return {
+          name,
+          url,
+          ready: response.ok,
+          latencyMs: elapsed(),
+          ...(response.ok ? {} : { error: `HTTP ${response.status}` }),
+          ...(checks ? { checks } : {}),
+        };
       } catch (error) {
         const timedOut = (error as Error).name === 'TimeoutError';
         return {
@@ -39,4 +46,15 @@ export async function checkSubgraphs(
       }
     }),
   );
+}
+
+function checksIn(text: string): Record<string, unknown> | undefined {
+  try {
+    const body = JSON.parse(text) as { checks?: unknown };
+    return body.checks && typeof body.checks === 'object'
+      ? (body.checks as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,11 +1,13 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { BrokenCircuitError } from 'cockatiel';
+import { Agent, fetch as undiciFetch, Response } from 'undici';
 import { SERVICE_CREDENTIAL_HEADER } from '../../../lib/auth/tokens.ts';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
 import type { Metrics } from '../../../lib/observability/createMetrics.ts';
 import { injectTraceHeaders, SpanKind, withSpan } from '../../../lib/observability/createTracing.ts';
 import { activeRequestId, REQUEST_ID_HEADER } from '../../../lib/observability/requestId.ts';
 import type { Tracer } from '@opentelemetry/api';
+import type { CircuitBreaker } from '../../../lib/resilience/createCircuitBreaker.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
 
 /** The fetch function type @apollo/gateway's data sources take. */
@@ -27,6 +29,51 @@ export function createSubgraphHttpClient({ maxConnectionsPerOrigin }: { maxConne
   });
   const fetcher = ((url, init) => undiciFetch(url, { ...init, dispatcher: agent })) as Fetcher;
   return { fetcher, close: () => agent.close() };
+}
+
+/** A subgraph that did not answer in time, or whose proxy says it is down (502-504). */
+class SubgraphDownError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SubgraphDownError';
+  }
+}
+
+/**
+ * Every call to one subgraph through its circuit breaker, with a deadline on the whole reply
+ * (headers and body): unreachable, timed out and 502-504 count as failures and open the
+ * circuit after enough of them in a row; an open circuit fails at once instead of waiting.
+ * GraphQL errors in a 200 reply are answers, not failures.
+ */
+export function resilientFetcher({
+  fetcher,
+  breaker,
+  timeoutMs,
+}: {
+  fetcher: Fetcher;
+  breaker: CircuitBreaker;
+  timeoutMs: number;
+}): Fetcher {
+  return (url, init) =>
+    breaker.execute(async () => {
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const signal = init?.signal ? AbortSignal.any([init.signal as AbortSignal, deadline]) : deadline;
+      try {
+        const response = await fetcher(url, { ...init, signal });
+        const body = await response.text();
+        if (response.status >= 502 && response.status <= 504) {
+          throw new SubgraphDownError(`HTTP ${response.status}`);
+        }
+        return new Response(body, {
+          status: response.status,
+          statusText: response.statusText,
+          headers: [...response.headers],
+        });
+      } catch (error) {
+        if (deadline.aborted) throw new SubgraphDownError(`no reply within ${timeoutMs} ms`);
+        throw error;
+      }
+    });
 }
 
 /**
@@ -96,9 +143,19 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
    */
   override didEncounterError(error: Error, _request: unknown, response?: { status: number }): void {
     if (!response || (response.status >= 502 && response.status <= 504)) {
-      throw appError(ErrorCode.SERVICE_UNAVAILABLE, `The ${this.#name} subgraph is unavailable.`, {
-        serviceName: this.#name,
-      });
+      const reason =
+        error instanceof BrokenCircuitError
+          ? 'its circuit is open after repeated failures'
+          : error instanceof SubgraphDownError
+            ? error.message
+            : 'unreachable';
+      throw appError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        `The ${this.#name} subgraph is unavailable (${reason}).`,
+        {
+          serviceName: this.#name,
+        },
+      );
     }
     throw error;
   }

@@ -93,6 +93,8 @@ export function createSharedSubscriptions({
             let signed: Promise<string> | undefined;
             const context: GatewayContext = {
               viewer,
+              // One upstream event serves every client sharing it: no single client's address.
+              clientIp: 'shared-subscription',
               serviceCredential: () => (signed ??= credentials.sign(viewer)),
             };
             let result: ExecutionResult;

@@ -168,6 +168,15 @@ export function createKafkaEventStream(options: KafkaEventStreamOptions): EventS
       return { stop };
     },
 
+    async health() {
+      if (closing) throw closedError();
+      try {
+        await (await admin.get()).describeCluster();
+      } catch (error) {
+        throw toMessagingError(error, 'asking kafka for its cluster');
+      }
+    },
+
     close() {
       closing ??= (async () => {
         await Promise.all([...subscriptions].map((subscription) => subscription.stop()));

@@ -256,6 +256,10 @@ export function createMemoryEventStream(options: MemoryEventStreamOptions = {}):
       });
     },
 
+    async health() {
+      if (closing) throw closedError();
+    },
+
     close() {
       closing ??= (async () => {
         for (const entry of pauses) {

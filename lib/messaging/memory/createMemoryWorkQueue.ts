@@ -216,6 +216,10 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions): WorkQueu
       return queue.jobs.slice(0, limit).map((job) => ({ ...job, headers: { ...job.headers } }));
     },
 
+    async health() {
+      ensureOpen();
+    },
+
     close() {
       closing ??= (async () => {
         await Promise.all([...consumers].map(stopConsumer));

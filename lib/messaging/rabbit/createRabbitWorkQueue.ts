@@ -521,6 +521,10 @@ export function createRabbitWorkQueue(options: RabbitWorkQueueOptions): WorkQueu
       }
     },
 
+    async health() {
+      await currentSession();
+    },
+
     close() {
       closing ??= (async () => {
         closeController.abort();

@@ -39,6 +39,7 @@ export function createAnalyticsService(deps: SubgraphDeps): Service {
     credentials: serviceCredentialsFor('analytics', deps),
     logger,
     observability: deps.observability,
+    readiness: { eventStream: () => stream.health() },
     production: config.NODE_ENV === 'production',
     onStart: async () => {
       feed.start();

@@ -81,6 +81,7 @@ export function createNotificationsService(
       await worker.stop();
       mailer.close();
     },
+    readiness: { eventStream: () => stream.health(), workQueue: () => queue.health() },
     createContext: createNotificationsContext,
   });
 }

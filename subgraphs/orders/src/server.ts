@@ -136,6 +136,7 @@ export function createOrdersService(
       await relay.stop();
       await statusFeed.stop();
     },
+    readiness: { eventStream: () => stream.health() },
     createContext: (caller) => createOrdersContext(store, caller),
   });
 }

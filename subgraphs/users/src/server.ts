@@ -57,6 +57,7 @@ export function createUsersService(deps: SubgraphDeps): Service {
     seed: ensureAdmin,
     onStart: () => relay.start(),
     onStop: () => relay.stop(),
+    readiness: { eventStream: () => stream.health() },
     createContext: (caller) => createUsersContext(store, caller),
   });
 }

@@ -1,18 +1,12 @@
 import { injectTraceHeaders } from '../../../../lib/observability/createTracing.ts';
-import {
-  BrokenCircuitError,
-  circuitBreaker,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  handleWhen,
-  retry,
-} from 'cockatiel';
+import { BrokenCircuitError, ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import {
   SERVICE_CREDENTIAL_HEADER,
   type ServiceCredentials,
   type Viewer,
 } from '../../../../lib/auth/tokens.ts';
 import { ErrorCode } from '../../../../lib/errors.ts';
+import { createCircuitBreaker } from '../../../../lib/resilience/createCircuitBreaker.ts';
 
 /** A failed call to a sibling subgraph; `transient` says whether trying again may help. */
 export class SubgraphCallError extends Error {
@@ -71,9 +65,11 @@ export function createSubgraphClient(options: SubgraphClientOptions) {
       maxDelay: options.maxBackoffMs ?? 2_000,
     }),
   });
-  const breaker = circuitBreaker(handleWhen(isTransient), {
-    halfOpenAfter: options.halfOpenAfterMs ?? 5_000,
-    breaker: new ConsecutiveBreaker(options.breakerThreshold ?? 5),
+  const breaker = createCircuitBreaker({
+    name,
+    threshold: options.breakerThreshold ?? 5,
+    halfOpenAfterMs: options.halfOpenAfterMs ?? 5_000,
+    isFailure: isTransient,
   });
 
   async function attempt<T>(

@@ -1,0 +1,62 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { appError, ErrorCode } from '../../../lib/errors.ts';
+import { measureOperation, type OperationMeasures } from './measureOperation.ts';
+
+export interface OperationLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxRootFields: number;
+}
+
+const checks: {
+  measure: keyof OperationMeasures;
+  limit: keyof OperationLimits;
+  message: (actual: number, max: number) => string;
+}[] = [
+  {
+    measure: 'depth',
+    limit: 'maxDepth',
+    message: (actual, max) => `The operation is ${actual} levels deep; at most ${max} are allowed.`,
+  },
+  {
+    measure: 'aliases',
+    limit: 'maxAliases',
+    message: (actual, max) => `The operation has ${actual} aliases; at most ${max} are allowed.`,
+  },
+  {
+    measure: 'rootFields',
+    limit: 'maxRootFields',
+    message: (actual, max) => `The operation asks for ${actual} root fields; at most ${max} are allowed.`,
+  },
+];
+
+/**
+ * Rejects operations that are too deep, carry too many aliases or ask for too many root fields,
+ * with OPERATION_LIMIT. It runs once the operation is parsed and validated and before the
+ * gateway plans or executes it, so a rejected operation costs no subgraph a single request.
+ * (Size and token limits are checked earlier, on the raw request: requestLimits.ts.)
+ */
+export function useOperationLimits(limits: OperationLimits): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, operation }) {
+          // No such operation: execution reports it, and nothing is sent anywhere.
+          if (!operation) return;
+          const measures = measureOperation(document, operation);
+          for (const { measure, limit, message } of checks) {
+            const actual = measures[measure];
+            const max = limits[limit];
+            if (actual > max) {
+              throw appError(ErrorCode.OPERATION_LIMIT, message(actual, max), {
+                limit: measure,
+                max,
+                actual,
+              });
+            }
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, OperationTypeNode } from 'graphql';
+import { ErrorCode } from '../../../lib/errors.ts';
+import type { Logger } from '../../../lib/logger.ts';
+import type { GatewayContext } from '../auth/createGatewayContext.ts';
+import type { BucketShape, TokenBuckets } from '../rateLimits/tokenBuckets.ts';
+import { rootFieldNames } from './rootFieldNames.ts';
+
+/** Mutations that guess or create credentials: a stricter bucket, against brute force. */
+const AUTH_FIELDS = new Set(['logIn', 'signUp']);
+
+export interface RateLimits {
+  buckets: TokenBuckets;
+  /** Every operation: one token from the signed-in user's bucket, else the client IP's. */
+  operations: BucketShape;
+  /** Each logIn / signUp field of a mutation (aliases included): one token from the IP's bucket. */
+  auth: BucketShape;
+  logger: Logger;
+}
+
+/**
+ * Rate limits per operation, not per HTTP request: each operation of a batch is counted (Apollo
+ * Server runs this hook once per operation), and a mutation with 100 aliased logIn fields costs
+ * 100 auth tokens at once, so it is refused whole unless the bucket holds them all. It runs
+ * after the operation limits and before execution: a refused operation reaches no subgraph.
+ */
+export function useRateLimits({
+  buckets,
+  operations,
+  auth,
+  logger,
+}: RateLimits): ApolloServerPlugin<GatewayContext> {
+  async function take(key: string, cost: number, shape: BucketShape, what: string) {
+    const result = await buckets.take(key, cost, shape);
+    if (result.allowed) return;
+    const retryAfterSeconds = Math.max(1, Math.ceil(result.retryAfterMs / 1_000));
+    logger.info({ key, cost }, 'rate limited');
+    throw new GraphQLError(`Too many ${what}: try again in ${retryAfterSeconds} s.`, {
+      extensions: {
+        code: ErrorCode.RATE_LIMITED,
+        retryAfterSeconds,
+        http: { status: 429, headers: new HeaderMap([['retry-after', String(retryAfterSeconds)]]) },
+      },
+    });
+  }
+
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ contextValue, document, operation }) {
+          if (!operation) return;
+          const ip = contextValue.clientIp;
+          const caller = contextValue.viewer ? `user:${contextValue.viewer.id}` : `ip:${ip}`;
+          await take(`ops:${caller}`, 1, operations, 'requests');
+          if (operation.operation !== OperationTypeNode.MUTATION) return;
+          const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
+          if (attempts > 0) await take(`auth:ip:${ip}`, attempts, auth, 'sign-in and sign-up attempts');
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { SUBGRAPH_NAMES, type Config } from '../../lib/config.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { createGateway, type Gateway } from '../../gateway/src/server.ts';
+import { listen } from '../../lib/http/listen.ts';
+import type { TestSystem } from './startTestSystem.ts';
+
+export interface ObservedGateway {
+  url: string;
+  gateway: Gateway;
+  /** Requests each subgraph has received from this gateway (GraphQL calls and probes alike). */
+  calls: Record<string, number>;
+  totalCalls(): number;
+  /** From now on the proxy of `name` takes requests and never answers them (a hung subgraph); `false` heals it. */
+  hang(name: string, hung?: boolean): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * A second gateway over a running test system whose traffic to every subgraph passes through a
+ * counting proxy: tests can then say "this reached no subgraph" through observation alone.
+ */
+export async function startObservedGateway(
+  system: TestSystem,
+  overrides: Partial<Config> = {},
+): Promise<ObservedGateway> {
+  const calls: Record<string, number> = {};
+  const hung = new Set<string>();
+  const proxies: Server[] = [];
+  const subgraphUrls: Record<string, string> = {};
+  for (const name of SUBGRAPH_NAMES) {
+    const target = new URL(system.subgraphs[name].url);
+    calls[name] = 0;
+    const proxy = createServer((req, res) => {
+      calls[name] = (calls[name] ?? 0) + 1;
+      if (hung.has(name)) return;
+      const upstream = httpRequest(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (reply) => {
+          res.writeHead(reply.statusCode ?? 502, reply.headers);
+          reply.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    const port = await listen(proxy, 0, '127.0.0.1');
+    proxies.push(proxy);
+    subgraphUrls[name] = `http://127.0.0.1:${port}/graphql`;
+  }
+  const config = { ...system.config, ...overrides };
+  const gateway = createGateway({
+    config,
+    logger: createLogger({ level: config.LOG_LEVEL, service: 'observed-gateway' }),
+    secrets: system.secrets,
+    subgraphUrls,
+  });
+  const { url } = await gateway.start({ port: 0, host: '127.0.0.1' });
+  return {
+    url,
+    gateway,
+    calls,
+    totalCalls: () => Object.values(calls).reduce((sum, n) => sum + n, 0),
+    hang(name, hang = true) {
+      if (hang) hung.add(name);
+      else hung.delete(name);
+    },
+    async stop() {
+      await gateway.stop();
+      for (const proxy of proxies) {
+        proxy.closeAllConnections();
+        await new Promise((resolve) => proxy.close(resolve));
+      }
+    },
+  };
+}
