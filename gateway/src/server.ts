@@ -86,21 +86,23 @@ export function createGateway({
   // usage metrics to Apollo and probes cloud metadata servers at start. Nothing leaves the
   // machine unless an operator opts in with APOLLO_TELEMETRY_DISABLED=false.
   process.env['APOLLO_TELEMETRY_DISABLED'] ??= 'true';
+  /** How the gateway calls a subgraph, for queries and for subscription events alike. */
+  const subgraphDataSource = ({ name, url }: { name: string; url?: string }) =>
+    new SubgraphDataSource({
+      name,
+      url,
+      fetcher: resilientFetcher({
+        fetcher: http.fetcher,
+        breaker: breakers.get(name),
+        timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+      }),
+      tracer: observability.tracing.tracer,
+      metrics: observability.metrics,
+    });
   const gateway = new ApolloGateway({
     supergraphSdl: supergraph.hook,
     logger,
-    buildService: ({ name, url }) =>
-      new SubgraphDataSource({
-        name,
-        url: overrides[name] ?? url,
-        fetcher: resilientFetcher({
-          fetcher: http.fetcher,
-          breaker: breakers.get(name),
-          timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
-        }),
-        tracer: observability.tracing.tracer,
-        metrics: observability.metrics,
-      }),
+    buildService: ({ name, url }) => subgraphDataSource({ name, url: overrides[name] ?? url }),
   });
 
   const app = express();
@@ -116,7 +118,7 @@ export function createGateway({
     logger,
     secrets,
     routed,
-    http,
+    createDataSource: subgraphDataSource,
     metrics: observability.metrics,
   });
   resources.defer(() => subscriptions.stop());

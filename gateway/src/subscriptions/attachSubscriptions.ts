@@ -19,7 +19,7 @@ import type { Config } from '../../../lib/config.ts';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { Metrics } from '../../../lib/observability/createMetrics.ts';
-import { SubgraphDataSource, type Fetcher } from '../subgraphs/createSubgraphDataSource.ts';
+import type { SubgraphDataSource } from '../subgraphs/createSubgraphDataSource.ts';
 import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
 import { createSharedSubscriptions } from './createSharedSubscriptions.ts';
 import { createSubgraphSockets } from './createSubgraphSockets.ts';
@@ -58,7 +58,7 @@ export function attachSubscriptions({
   logger,
   secrets,
   routed,
-  http,
+  createDataSource,
   metrics,
 }: {
   httpServer: Server;
@@ -69,8 +69,8 @@ export function attachSubscriptions({
   secrets: Secrets;
   /** Applies the gateway's routing overrides (tests on port 0, SUBGRAPH_<NAME>_URL). */
   routed: (endpoint: SubgraphEndpoint) => SubgraphEndpoint;
-  /** The gateway's pooled HTTP client for subgraphs, used for the entity fetches of each event. */
-  http: { fetcher: Fetcher };
+  /** How the gateway calls a subgraph (pool, timeout, breaker): the entity fetches of each event. */
+  createDataSource: (endpoint: { name: string; url?: string }) => SubgraphDataSource;
   /** WebSocket connections, client and upstream subscriptions, read at scrape time. */
   metrics?: Metrics;
 }) {
@@ -83,7 +83,7 @@ export function attachSubscriptions({
   const planner = createSubscriptionPlanner({
     gateway,
     route: routed,
-    createDataSource: ({ name, url }) => new SubgraphDataSource({ name, url, fetcher: http.fetcher }),
+    createDataSource,
   });
   const sockets = createSubgraphSockets({
     credentials,
