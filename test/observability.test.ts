@@ -142,6 +142,7 @@ describe('metrics, logs and traces', () => {
     expect(
       sampleValue(notifications, 'events_consumed_total', { consumer: 'notifications', outcome: 'applied' }),
     ).toBeGreaterThan(0);
+    expect(notifications).toMatch(/^event_consumer_lag\{[^}]*consumer="notifications"[^}]*\} \d+$/m);
     expect(
       sampleValue(notifications, 'notification_deliveries_total', {
         kind: 'ORDER_CONFIRMED',

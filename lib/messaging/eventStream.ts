@@ -37,6 +37,11 @@ export interface SubscribeOptions {
   /** For a group with no committed position: start from the oldest message (default true). */
   fromBeginning?: boolean;
   handle: (message: StreamMessage) => Promise<void>;
+  /**
+   * Told how many messages of a partition this group has yet to handle (its consumer lag), as
+   * the adapter learns it: Kafka after each fetched batch, in memory after each message.
+   */
+  onLag?: (lag: { topic: string; partition: number; messages: number }) => void;
 }
 
 export interface StreamSubscription {

@@ -122,6 +122,28 @@ export function describeEventStreamContract(
       }
     });
 
+    it('reports the group’s lag per partition, down to 0 once everything is handled', async () => {
+      const topic = unique('contract-lag');
+      await stream.publish(
+        topic,
+        Array.from({ length: 6 }, (_, i) => ({ key: 'k', value: String(i) })),
+      );
+      const lags: { topic: string; partition: number; messages: number }[] = [];
+      const seen = recorder();
+      await stream.subscribe({
+        groupId: unique('group'),
+        topics: [topic],
+        handle: seen.handle,
+        onLag: (lag) => lags.push(lag),
+      });
+      await waitFor(() => seen.messages.length >= 6, '6 messages');
+      await waitFor(() => lags.length > 0, 'a lag report');
+      const partition = seen.messages[0]!.partition;
+      expect(lags.every((lag) => lag.topic === topic && lag.partition === partition)).toBe(true);
+      expect(lags.every((lag) => lag.messages >= 0 && lag.messages < 6)).toBe(true);
+      expect(lags.at(-1)?.messages).toBe(0);
+    });
+
     it('delivers every message to every consumer group', async () => {
       const topic = unique('contract-groups');
       const billing = recorder();

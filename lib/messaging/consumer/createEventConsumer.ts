@@ -67,6 +67,11 @@ export function createEventConsumer(options: EventConsumerOptions) {
     help: 'Events taken from the stream, by consumer and outcome (applied, duplicate, dead_lettered)',
     labelNames: ['consumer', 'outcome'],
   });
+  const lag = options.metrics?.gauge({
+    name: 'event_consumer_lag',
+    help: 'Messages of a partition this consumer group has yet to handle (Kafka consumer lag)',
+    labelNames: ['consumer', 'topic', 'partition'],
+  });
   const retries = options.metrics?.counter({
     name: 'event_retries_total',
     help: 'Failed attempts at handling an event that were retried',
@@ -168,7 +173,14 @@ export function createEventConsumer(options: EventConsumerOptions) {
   return {
     async start() {
       stopping = false;
-      subscription = await stream.subscribe({ groupId: name, topics: options.topics, handle: onMessage });
+      subscription = await stream.subscribe({
+        groupId: name,
+        topics: options.topics,
+        handle: onMessage,
+        onLag:
+          lag &&
+          ((l) => lag.set({ consumer: name, topic: l.topic, partition: String(l.partition) }, l.messages)),
+      });
     },
     /** Stops after the event in progress. */
     async stop() {

@@ -254,6 +254,13 @@ function startSubscription({ kafka, logger, redeliveryDelayMs, options }: Subscr
     const member = kafka.consumer({ groupId, ...CONSUMER_TUNING });
     consumer = member;
     member.on(member.events.CRASH, ({ payload }) => onCrash(payload.error, payload.restart));
+    if (options.onLag) {
+      const onLag = options.onLag;
+      // offsetLag: the partition's high watermark (at fetch time) minus this batch's last offset.
+      member.on(member.events.END_BATCH_PROCESS, ({ payload }) =>
+        onLag({ topic: payload.topic, partition: payload.partition, messages: Number(payload.offsetLag) }),
+      );
+    }
     try {
       await member.connect();
       await member.subscribe({ topics, fromBeginning });

@@ -34,6 +34,7 @@ interface Member {
   topics: ReadonlySet<string>;
   fromBeginning: boolean;
   handle: SubscribeOptions['handle'];
+  onLag: SubscribeOptions['onLag'];
   /**
    * The member's deliveries, chained: a subscription handles one message at a time, as the
    * kafkajs adapter does with partitionsConsumedConcurrently 1.
@@ -163,8 +164,14 @@ export function createMemoryEventStream(options: MemoryEventStreamOptions = {}):
         value: stored.value,
         headers: { ...stored.headers },
       });
-      if (outcome === 'handled') lane.committed = offset + 1;
-      else if (outcome === 'failed' && !closing) await pause(redeliveryDelayMs);
+      if (outcome === 'handled') {
+        lane.committed = offset + 1;
+        owner.onLag?.({
+          topic: lane.topic.name,
+          partition: lane.partition,
+          messages: log.length - offset - 1,
+        });
+      } else if (outcome === 'failed' && !closing) await pause(redeliveryDelayMs);
       // 'skipped': the lane changed hands while waiting for its member; deliver to the new owner.
     }
   }
@@ -233,6 +240,7 @@ export function createMemoryEventStream(options: MemoryEventStreamOptions = {}):
         topics: new Set(subscribeOptions.topics),
         fromBeginning: subscribeOptions.fromBeginning ?? true,
         handle: subscribeOptions.handle,
+        onLag: subscribeOptions.onLag,
         tail: Promise.resolve(),
       };
       group.members.push(member);
