@@ -56,6 +56,9 @@ describe('with the products subgraph stopped', () => {
     // Two failures in a row open the circuit: the next call fails at once, saying so.
     await system.graphql(WITH_PRODUCTS, {}, token);
     expect((await breakerOf('products'))?.state).toBe('open');
+    expect(await fetch(`${gatewayRoot()}/metrics`).then((r) => r.text())).toMatch(
+      /^gateway_circuit_breaker_state\{[^}]*subgraph="products"[^}]*\} 2$/m,
+    );
     expect(unavailable(await system.graphql(WITH_PRODUCTS, {}, token))?.message).toMatch(/circuit is open/);
 
     const status = (await (await fetch(`${gatewayRoot()}/services/status`)).json()) as {
@@ -85,6 +88,9 @@ describe('with the products subgraph stopped', () => {
     );
     expect(whole.data?.me.orders.edges[0]?.node.items[0]?.product.name).toBe('Outage widget');
     expect((await breakerOf('products'))?.state).toBe('closed');
+    expect(await fetch(`${gatewayRoot()}/metrics`).then((r) => r.text())).toMatch(
+      /^gateway_circuit_breaker_state\{[^}]*subgraph="products"[^}]*\} 0$/m,
+    );
   });
 });
 

@@ -78,6 +78,7 @@ export function createGateway({
     threshold: config.SUBGRAPH_BREAKER_THRESHOLD,
     halfOpenAfterMs: config.SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS,
     logger,
+    metrics: observability.metrics,
   });
   const buckets = createTokenBuckets(config, logger);
   resources.defer(() => buckets.close());
