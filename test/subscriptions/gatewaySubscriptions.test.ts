@@ -71,6 +71,19 @@ describe('subscriptions through the gateway over graphql-ws', () => {
     expect(JSON.stringify(hidden.errors)).toMatch(/internalNote/);
   });
 
+  it('applies the operation limits of HTTP operations, before any subgraph is asked (OPERATION_LIMIT)', async () => {
+    const alice = bed.client(await bed.token(ALICE));
+    const aliases = Array.from({ length: 31 }, (_, i) => `a${i}: n`).join(' ');
+    const before = bed.ticker.subscribeCount;
+    const tooMany = collect(alice, `subscription { ticks(channel: "limits") { ${aliases} } }`);
+    await eventually(
+      async () => tooMany.errors.length,
+      (n) => n === 1,
+    );
+    expect(JSON.stringify(tooMany.errors)).toMatch(/OPERATION_LIMIT/);
+    expect(bed.ticker.subscribeCount).toBe(before);
+  });
+
   it('200 identical subscribers share one upstream subscription, and leaving ends it', async () => {
     const token = await bed.token(ALICE);
     const before = bed.ticker.subscribeCount;

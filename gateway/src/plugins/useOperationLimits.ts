@@ -1,4 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { DocumentNode, GraphQLError, OperationDefinitionNode } from 'graphql';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
 import { measureOperation, type OperationMeasures } from './measureOperation.ts';
 
@@ -43,20 +44,30 @@ export function useOperationLimits(limits: OperationLimits): ApolloServerPlugin 
         async didResolveOperation({ document, operation }) {
           // No such operation: execution reports it, and nothing is sent anywhere.
           if (!operation) return;
-          const measures = measureOperation(document, operation);
-          for (const { measure, limit, message } of checks) {
-            const actual = measures[measure];
-            const max = limits[limit];
-            if (actual > max) {
-              throw appError(ErrorCode.OPERATION_LIMIT, message(actual, max), {
-                limit: measure,
-                max,
-                actual,
-              });
-            }
-          }
+          const exceeded = operationLimitError(document, operation, limits);
+          if (exceeded) throw exceeded;
         },
       };
     },
   };
+}
+
+/**
+ * The OPERATION_LIMIT error for an operation over one of `limits`, if any: shared by HTTP (the
+ * plugin above) and subscriptions (gateway/src/subscriptions), which Apollo Server never sees.
+ */
+export function operationLimitError(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  limits: OperationLimits,
+): GraphQLError | undefined {
+  const measures = measureOperation(document, operation);
+  for (const { measure, limit, message } of checks) {
+    const actual = measures[measure];
+    const max = limits[limit];
+    if (actual > max) {
+      return appError(ErrorCode.OPERATION_LIMIT, message(actual, max), { limit: measure, max, actual });
+    }
+  }
+  return undefined;
 }

@@ -96,6 +96,12 @@ export function attachSubscriptions({
     planner,
     shared,
     maxBufferedBytes: config.SUBSCRIPTION_SEND_BUFFER_BYTES,
+    limits: {
+      maxDepth: config.OPERATION_MAX_DEPTH,
+      maxAliases: config.OPERATION_MAX_ALIASES,
+      maxRootFields: config.OPERATION_MAX_ROOT_FIELDS,
+      maxTokens: config.OPERATION_MAX_TOKENS,
+    },
     logger,
   });
 

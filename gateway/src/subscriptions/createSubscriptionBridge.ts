@@ -11,6 +11,7 @@ import {
 } from 'graphql';
 import type { Viewer } from '../../../lib/auth/tokens.ts';
 import { appError, ErrorCode, unauthenticated } from '../../../lib/errors.ts';
+import { operationLimitError, type OperationLimits } from '../plugins/useOperationLimits.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { SubscriptionPlanner } from './createSubscriptionPlanner.ts';
 import type { SharedSubscriptions } from './createSharedSubscriptions.ts';
@@ -61,11 +62,14 @@ export function createSubscriptionBridge({
   planner,
   shared,
   maxBufferedBytes,
+  limits,
   logger,
 }: {
   planner: SubscriptionPlanner;
   shared: SharedSubscriptions;
   maxBufferedBytes: number;
+  /** The same depth, alias and root-field limits as HTTP operations (OPERATION_LIMIT). */
+  limits: OperationLimits & { maxTokens: number };
   logger: Logger;
 }) {
   return {
@@ -81,8 +85,17 @@ export function createSubscriptionBridge({
       }
       let document: DocumentNode;
       try {
-        document = parse(operation.query);
+        // The token limit, as HTTP requests have it (requestLimits.ts), before any parsing work.
+        document = parse(operation.query, { maxTokens: limits.maxTokens });
       } catch (error) {
+        if (error instanceof GraphQLError && /more than \d+ tokens/.test(error.message)) {
+          return [
+            appError(ErrorCode.OPERATION_LIMIT, `The operation has more than ${limits.maxTokens} tokens.`, {
+              limit: 'tokens',
+              max: limits.maxTokens,
+            }),
+          ];
+        }
         return [error instanceof GraphQLError ? error : new GraphQLError('Unparsable query.')];
       }
       const errors = validate(schema, document);
@@ -90,6 +103,8 @@ export function createSubscriptionBridge({
       const operationName = operation.operationName ?? undefined;
       const ast = getOperationAST(document, operationName);
       if (!ast) return [new GraphQLError('Could not identify the operation to run.')];
+      const exceeded = operationLimitError(document, ast, limits);
+      if (exceeded) return [exceeded];
       if (ast.operation !== OperationTypeNode.SUBSCRIPTION) {
         // Queries and mutations go through Apollo Server over HTTP, where the operation limits,
         // rate limits and plugins apply.
