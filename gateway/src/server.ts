@@ -26,7 +26,7 @@ import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { createStatusRoutes } from './health/createStatusRoutes.ts';
 import { createRequestLimits } from './plugins/requestLimits.ts';
 import { useOperationLimits } from './plugins/useOperationLimits.ts';
-import { useRateLimits } from './plugins/useRateLimits.ts';
+import { createBucketTaker, operationBucketKey, useRateLimits } from './plugins/useRateLimits.ts';
 import { createTokenBuckets } from './rateLimits/createTokenBuckets.ts';
 import { createSubgraphBreakers } from './subgraphs/createSubgraphBreakers.ts';
 import {
@@ -81,6 +81,11 @@ export function createGateway({
     metrics: observability.metrics,
   });
   const buckets = createTokenBuckets(config, logger);
+  const takeTokens = createBucketTaker(buckets, logger);
+  const operationBucket = {
+    capacity: config.RATE_LIMIT_CAPACITY,
+    refillPerSecond: config.RATE_LIMIT_REFILL_PER_SECOND,
+  };
   resources.defer(() => buckets.close());
 
   // @apollo/gateway reads this only from process.env: unless told otherwise it sends anonymous
@@ -121,6 +126,8 @@ export function createGateway({
     routed,
     createDataSource: subgraphDataSource,
     metrics: observability.metrics,
+    rateLimit: (viewer, ip) =>
+      takeTokens(operationBucketKey(viewer, ip), 1, operationBucket, 'subscriptions'),
   });
   resources.defer(() => subscriptions.stop());
   const apollo = new ApolloServer<GatewayContext>({
@@ -149,10 +156,7 @@ export function createGateway({
       }),
       useRateLimits({
         buckets,
-        operations: {
-          capacity: config.RATE_LIMIT_CAPACITY,
-          refillPerSecond: config.RATE_LIMIT_REFILL_PER_SECOND,
-        },
+        operations: operationBucket,
         auth: {
           capacity: config.RATE_LIMIT_AUTH_CAPACITY,
           refillPerSecond: config.RATE_LIMIT_AUTH_REFILL_PER_SECOND,

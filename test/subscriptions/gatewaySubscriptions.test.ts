@@ -389,3 +389,28 @@ describe('supergraph hot reload', () => {
     expect(await closed).toBe(1001);
   });
 });
+
+describe('rate limits on subscriptions', () => {
+  it('each new subscription takes a token from its caller’s bucket; an empty bucket is RATE_LIMITED', async () => {
+    const limited = await startSubscriptionTestbed({
+      RATE_LIMIT_CAPACITY: '2',
+      RATE_LIMIT_REFILL_PER_SECOND: '0.001',
+    });
+    try {
+      const token = await limited.token(ALICE);
+      // One connection each: the per-connection cap is not what is tested here.
+      const subscriptions = ['rl-a', 'rl-b', 'rl-c'].map((channel) =>
+        collect<Tick>(limited.client(token), TICKS, { channel }),
+      );
+      await eventually(
+        async () => subscriptions.filter((s) => s.errors.length > 0).length,
+        (n) => n === 1,
+      );
+      const refused = subscriptions.filter((s) => s.errors.length > 0);
+      expect(JSON.stringify(refused[0]!.errors)).toMatch(/RATE_LIMITED/);
+      expect(JSON.stringify(refused[0]!.errors)).toMatch(/retryAfterSeconds/);
+    } finally {
+      await limited.stop();
+    }
+  });
+});

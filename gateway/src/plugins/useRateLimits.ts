@@ -1,6 +1,7 @@
 import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, OperationTypeNode } from 'graphql';
 import { ErrorCode } from '../../../lib/errors.ts';
+import type { Viewer } from '../../../lib/auth/tokens.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
 import type { BucketShape, TokenBuckets } from '../rateLimits/tokenBuckets.ts';
@@ -30,7 +31,32 @@ export function useRateLimits({
   auth,
   logger,
 }: RateLimits): ApolloServerPlugin<GatewayContext> {
-  async function take(key: string, cost: number, shape: BucketShape, what: string) {
+  const take = createBucketTaker(buckets, logger);
+
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ contextValue, document, operation }) {
+          if (!operation) return;
+          const ip = contextValue.clientIp;
+          await take(operationBucketKey(contextValue.viewer, ip), 1, operations, 'requests');
+          if (operation.operation !== OperationTypeNode.MUTATION) return;
+          const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
+          if (attempts > 0) await take(`auth:ip:${ip}`, attempts, auth, 'sign-in and sign-up attempts');
+        },
+      };
+    },
+  };
+}
+
+/** The bucket every operation of a caller draws from: the signed-in user's, else the IP's. */
+export function operationBucketKey(viewer: Viewer | null, ip: string): string {
+  return viewer ? `ops:user:${viewer.id}` : `ops:ip:${ip}`;
+}
+
+/** Takes `cost` tokens or throws RATE_LIMITED with a retry-after hint (extensions and header). */
+export function createBucketTaker(buckets: TokenBuckets, logger: Logger) {
+  return async function take(key: string, cost: number, shape: BucketShape, what: string): Promise<void> {
     const result = await buckets.take(key, cost, shape);
     if (result.allowed) return;
     const retryAfterSeconds = Math.max(1, Math.ceil(result.retryAfterMs / 1_000));
@@ -42,21 +68,5 @@ export function useRateLimits({
         http: { status: 429, headers: new HeaderMap([['retry-after', String(retryAfterSeconds)]]) },
       },
     });
-  }
-
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ contextValue, document, operation }) {
-          if (!operation) return;
-          const ip = contextValue.clientIp;
-          const caller = contextValue.viewer ? `user:${contextValue.viewer.id}` : `ip:${ip}`;
-          await take(`ops:${caller}`, 1, operations, 'requests');
-          if (operation.operation !== OperationTypeNode.MUTATION) return;
-          const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
-          if (attempts > 0) await take(`auth:ip:${ip}`, attempts, auth, 'sign-in and sign-up attempts');
-        },
-      };
-    },
   };
 }

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { ApolloGateway } from '@apollo/gateway';
 import type { ApolloServerPlugin } from '@apollo/server';
 import express, { type Express, type Request as ExpressRequest } from 'express';
-import type { GraphQLError } from 'graphql';
+import { GraphQLError } from 'graphql';
 import { createHandler as createSseHandler, type Response as SseResponse } from 'graphql-sse';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -60,6 +60,7 @@ export function attachSubscriptions({
   routed,
   createDataSource,
   metrics,
+  rateLimit,
 }: {
   httpServer: Server;
   app: Express;
@@ -73,6 +74,11 @@ export function attachSubscriptions({
   createDataSource: (endpoint: { name: string; url?: string }) => SubgraphDataSource;
   /** WebSocket connections, client and upstream subscriptions, read at scrape time. */
   metrics?: Metrics;
+  /**
+   * Counts a new subscription against the caller's rate limit, as an HTTP operation is counted;
+   * rejects (RATE_LIMITED) when the caller is over it.
+   */
+  rateLimit?: (viewer: Viewer | null, clientIp: string) => Promise<void>;
 }) {
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
   const credentials = createServiceCredentials({
@@ -115,6 +121,20 @@ export function attachSubscriptions({
     const { id, role, expiresAt } = await userTokens.verify(match[1]);
     return { viewer: { id, role }, expiresAt };
   };
+
+  /** The caller's rate limit for one more subscription: the RATE_LIMITED error, if over it. */
+  async function checkRate(
+    viewer: Viewer | null,
+    address: string | undefined,
+  ): Promise<GraphQLError | undefined> {
+    try {
+      await rateLimit?.(viewer, address ?? 'unknown');
+      return undefined;
+    } catch (error) {
+      if (error instanceof GraphQLError) return error;
+      throw error;
+    }
+  }
 
   // --- GraphQL over WebSocket ---------------------------------------------------------------
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
@@ -167,9 +187,10 @@ export function attachSubscriptions({
         return true;
       },
       onClose: (ctx) => clearTimeout(identities.get(ctx)?.expiry),
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: async (ctx, _id, payload) => {
         const identity = identities.get(ctx) ?? { viewer: null, expiresAt: undefined };
-        // The new subscription already counts among ctx.subscriptions.
+        // The new subscription already counts among ctx.subscriptions. Checked before the first
+        // await: subscribe messages arriving together must not all be counted before any check.
         if (Object.keys(ctx.subscriptions).length > config.SUBSCRIPTION_MAX_PER_CONNECTION) {
           return [
             appError(
@@ -178,6 +199,8 @@ export function attachSubscriptions({
             ),
           ];
         }
+        const limited = await checkRate(identity.viewer, ctx.extra.request.socket.remoteAddress);
+        if (limited) return [limited];
         const prepared = bridge.prepare(payload);
         if (Array.isArray(prepared)) return prepared;
         const schema = planner.schema();
@@ -242,10 +265,12 @@ export function attachSubscriptions({
         );
       }
     },
-    onSubscribe: (req, params) => {
+    onSubscribe: async (req, params) => {
+      const identity = req.context.identity ?? { viewer: null, expiresAt: undefined };
+      const limited = await checkRate(identity.viewer, req.raw.socket.remoteAddress);
+      if (limited) return { errors: [limited] };
       const prepared = bridge.prepare(params);
       if (Array.isArray(prepared)) return { errors: prepared };
-      const identity = req.context.identity ?? { viewer: null, expiresAt: undefined };
       const res = req.context.res;
       return bridge.subscribe({
         ...prepared,
