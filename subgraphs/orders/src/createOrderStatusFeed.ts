@@ -4,7 +4,7 @@ import { createEventHub } from '../../../lib/graphql/createEventHub.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import { eventEnvelopeSchema } from '../../../lib/messaging/envelope.ts';
 import type { EventStream, StreamMessage, StreamSubscription } from '../../../lib/messaging/eventStream.ts';
-import { ORDER_EVENTS_TOPIC } from './saga/sagaStore.ts';
+import { ORDER_EVENTS_TOPIC, ORDER_STATUS_AFTER_EVENT } from './saga/sagaStore.ts';
 import type { OrderStatus } from './store.ts';
 
 /** A change of an order's status, as the event that announced it tells it. */
@@ -16,11 +16,7 @@ export interface OrderStatusChange {
   occurredAt: Date;
 }
 
-const STATUS_OF: Record<string, OrderStatus> = {
-  OrderPlaced: 'PENDING',
-  OrderConfirmed: 'CONFIRMED',
-  OrderCancelled: 'CANCELLED',
-};
+const STATUS_OF: Readonly<Record<string, OrderStatus>> = ORDER_STATUS_AFTER_EVENT;
 
 const statusEventData = z.object({
   orderId: z.uuid(),

@@ -8,15 +8,10 @@ import {
 } from '../../../../lib/messaging/consumer/createEventConsumer.ts';
 import type { EventEnvelope } from '../../../../lib/messaging/envelope.ts';
 import type { EventStream } from '../../../../lib/messaging/eventStream.ts';
-import { ORDER_EVENTS_TOPIC } from '../../../orders/src/saga/sagaStore.ts';
+import { ORDER_EVENTS_TOPIC, ORDER_STATUS_AFTER_EVENT } from '../../../orders/src/saga/sagaStore.ts';
 import type { AnalyticsStore, OrderFact, OrderStatus } from '../store.ts';
 
-/** The events that change an order's status, and the status each one leaves it in. */
-const STATUS_OF: Record<string, OrderStatus> = {
-  OrderPlaced: 'PENDING',
-  OrderConfirmed: 'CONFIRMED',
-  OrderCancelled: 'CANCELLED',
-};
+const STATUS_OF: Readonly<Record<string, OrderStatus>> = ORDER_STATUS_AFTER_EVENT;
 
 /** What the metrics need from an order event's data (orders' OrderEventData). */
 const orderEventData = z.object({

@@ -5,6 +5,17 @@ import type { OrderItemRecord, OrderRecord, SagaState, StepStatus } from '../sto
 
 export const ORDER_EVENTS_TOPIC = 'order-events';
 
+/**
+ * The `order-events` that change an order's status, and the status each leaves it in: part of
+ * the event contract, read by every consumer that follows order statuses (orders' own
+ * subscriptions, analytics).
+ */
+export const ORDER_STATUS_AFTER_EVENT: Readonly<Record<string, 'PENDING' | 'CONFIRMED' | 'CANCELLED'>> = {
+  OrderPlaced: 'PENDING',
+  OrderConfirmed: 'CONFIRMED',
+  OrderCancelled: 'CANCELLED',
+};
+
 export const SAGA_STEPS = ['VALIDATE_USER', 'RESERVE_STOCK', 'CHARGE_PAYMENT', 'CONFIRM_ORDER'] as const;
 export type SagaStepName = (typeof SAGA_STEPS)[number];
 
