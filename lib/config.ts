@@ -27,6 +27,8 @@ const optionalSecret = z
   .min(32, 'must be at least 32 characters (use `openssl rand -base64 48`)')
   .optional();
 const optionalUrl = z.url().optional();
+/** `true`/`false` (also `1`/`0`): z.coerce.boolean would read "false" as true. */
+const booleanFlag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 /**
  * Every environment variable the system reads, checked once at start. A bad value fails fast
@@ -109,6 +111,11 @@ export const configSchema = z
     SUBGRAPH_PAYMENTS_URL: optionalUrl,
     SUBGRAPH_ANALYTICS_URL: optionalUrl,
     SUBGRAPH_NOTIFICATIONS_URL: optionalUrl,
+    /**
+     * Identical queries (same document, variables and viewer) in flight together share one
+     * execution at the gateway; every request is still authenticated, limited and answered alone.
+     */
+    QUERY_INFLIGHT_DEDUPLICATION: booleanFlag.default(true),
     /** Keep-alive connections the gateway holds open per subgraph. */
     SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),
     /** How long placeOrder waits for the saga to end before returning the order PENDING. */

@@ -22,6 +22,7 @@ import { createRequestLogPlugin } from '../../lib/observability/createRequestLog
 import { createOperationSpanPlugin } from '../../lib/observability/createOperationSpanPlugin.ts';
 import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
+import { withInflightDeduplication } from './execution/dedupeInflightQueries.ts';
 import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { createStatusRoutes } from './health/createStatusRoutes.ts';
 import { createRequestLimits } from './plugins/requestLimits.ts';
@@ -131,7 +132,9 @@ export function createGateway({
   });
   resources.defer(() => subscriptions.stop());
   const apollo = new ApolloServer<GatewayContext>({
-    gateway,
+    gateway: config.QUERY_INFLIGHT_DEDUPLICATION
+      ? withInflightDeduplication(gateway, observability.metrics)
+      : gateway,
     introspection: !production,
     includeStacktraceInErrorResponses: !production,
     // No "Did you mean …?" in production: validation errors must not map the schema out.
