@@ -1,7 +1,4 @@
-import { loadConfigOrExit } from '../../lib/config.ts';
-import { onShutdownSignal } from '../../lib/lifecycle.ts';
-import { createLogger } from '../../lib/logger.ts';
-import { createSystem } from '../../scripts/createSystem.ts';
+import { startBenchSystem } from '../shared/startBenchSystem.ts';
 
 /**
  * The heavy-query scenario's backend, in its own process: this project's subgraphs
@@ -14,37 +11,8 @@ const ORDERS = 20;
 const ITEMS_PER_ORDER = 5;
 const PRODUCTS = 10;
 
-const config = loadConfigOrExit();
-const logger = createLogger({ level: config.LOG_LEVEL, service: 'bench-heavy-system' });
-const system = await createSystem({ config, logger, ephemeralPorts: true });
-onShutdownSignal(() => system.stop(), logger);
-
-async function graphql<T>(query: string, variables: Record<string, unknown>, token?: string): Promise<T> {
-  const response = await fetch(system.gatewayUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: T; errors?: unknown[] };
-  if (body.errors || !body.data) throw new Error(`seeding failed: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
-
-const { logIn } = await graphql<{ logIn: { token: string } }>(
-  'mutation($email: String!, $password: String!) { logIn(email: $email, password: $password) { token } }',
-  { email: config.ADMIN_EMAIL, password: config.ADMIN_PASSWORD ?? 'admin' },
-);
-const productIds: string[] = [];
-for (let i = 0; i < PRODUCTS; i++) {
-  const { createProduct } = await graphql<{ createProduct: { id: string } }>(
-    'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
-    {
-      input: { sku: `BENCH-${i}`, name: `Bench product ${i}`, priceCents: 1_000 + i * 25, stock: 10_000 },
-    },
-    logIn.token,
-  );
-  productIds.push(createProduct.id);
-}
+const { graphql, createProducts, subgraphUrls } = await startBenchSystem('bench-heavy-system');
+const productIds = await createProducts(PRODUCTS, 10_000);
 const { signUp } = await graphql<{ signUp: { token: string; user: { id: string } } }>(
   'mutation($input: SignUpInput!) { signUp(input: $input) { token user { id } } }',
   { input: { email: 'bench-customer@example.com', name: 'Bench Customer', password: 'bench password' } },
@@ -62,7 +30,6 @@ for (let order = 0; order < ORDERS; order++) {
   if (placeOrder.status !== 'CONFIRMED') throw new Error(`seed order ended ${placeOrder.status}`);
 }
 
-const subgraphs = Object.fromEntries(Object.entries(system.subgraphs).map(([name, s]) => [name, s.url]));
 process.stdout.write(
-  `${JSON.stringify({ ready: true, subgraphs, userId: signUp.user.id, userToken: signUp.token })}\n`,
+  `${JSON.stringify({ ready: true, subgraphs: subgraphUrls(), userId: signUp.user.id, userToken: signUp.token })}\n`,
 );

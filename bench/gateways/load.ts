@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '../shared/report.ts';
 
 /**
  * The load generator, in its own process (the harness pins it to the subgraphs' core):
@@ -54,11 +55,6 @@ type Autocannon = (
 ) => AutocannonInstance;
 
 const peers = createRequire(fileURLToPath(new URL('../peers/package.json', import.meta.url)));
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
   const autocannon = peers('autocannon') as Autocannon;

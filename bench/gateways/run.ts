@@ -7,18 +7,19 @@
  * (autocannon, its own process) share SIDE_CPU. Warm-up, then ROUNDS rounds; medians.
  * See bench/README.md for the knobs.
  */
-import { execFileSync } from 'node:child_process';
 import { deepStrictEqual } from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, freemem, loadavg, totalmem, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServiceCredentials } from '../../lib/auth/tokens.ts';
 import { createUserTokens } from '../../lib/auth/tokens.ts';
 import type { LoadOptions, LoadResult } from './load.ts';
-import { cpuSeconds, runPinned, samplePeakRss, spawnPinned, type PinnedProcess } from './processes.ts';
+import { cpuSeconds, rssMiB, runPinned, samplePeakRss, spawnPinned } from '../shared/processes.ts';
+import { benchCommand, machineLines, median, packageVersion, writeResults } from '../shared/report.ts';
+import { startSystemProcess, tail, waitForGraphQL } from '../shared/system.ts';
 import { composeBenchSupergraph } from './subgraphs/composeBenchSupergraph.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -114,7 +115,9 @@ const gatewaySpecs: Record<string, GatewaySpec> = {
       ...tsx,
       join(root, 'gateway/src/main.ts'),
     ],
-    env: { LOG_LEVEL: 'warn' },
+    // Rate limits stay on but cannot bind: 50 clients share one token and one address, far
+    // beyond any sane per-client limit (bench/README.md says so in its results).
+    env: { LOG_LEVEL: 'warn', RATE_LIMIT_CAPACITY: '1000000', RATE_LIMIT_REFILL_PER_SECOND: '1000000' },
   },
   'apollo-gateway': {
     label: 'stock @apollo/gateway (@apollo/server, defaults)',
@@ -129,33 +132,6 @@ const gatewaySpecs: Record<string, GatewaySpec> = {
     nodeArgs: (backend) => hiveArgs(backend, true),
   },
 };
-
-async function waitForGraphQL(url: string, process: PinnedProcess, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (process.child.exitCode !== null) break;
-    try {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: '{ __typename }' }),
-      });
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-  throw new Error(`${url} never answered; see ${process.logFile}:\n${tail(process.logFile)}`);
-}
-
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').slice(-3_000);
-  } catch {
-    return '(no log)';
-  }
-}
 
 async function federationBackend(): Promise<Backend> {
   const subgraphs = spawnPinned(settings.sideCpu, [...tsx, join(here, 'subgraphs/main.ts')], {
@@ -191,21 +167,16 @@ async function federationBackend(): Promise<Backend> {
 }
 
 async function heavyBackend(): Promise<Backend> {
-  const system = spawnPinned(settings.sideCpu, [...tsx, join(here, 'heavySystem.ts')], {
+  const { process: system, ready } = await startSystemProcess<{
+    subgraphs: Record<string, string>;
+    userId: string;
+    userToken: string;
+  }>({
+    cpus: settings.sideCpu,
+    nodeArgs: [...tsx, join(here, 'heavySystem.ts')],
     env: { ...env, ...productionEnv, DATA_DIR: ':memory:', LOG_LEVEL: 'warn', HOST: '127.0.0.1' },
     logFile: join(work, 'system.log'),
   });
-  let ready: { subgraphs: Record<string, string>; userId: string; userToken: string } | undefined;
-  const deadline = Date.now() + 180_000;
-  while (!ready) {
-    const line = tail(system.logFile)
-      .split('\n')
-      .find((l) => l.startsWith('{"ready":true'));
-    if (line) ready = JSON.parse(line) as typeof ready;
-    else if (Date.now() > deadline || system.child.exitCode !== null) {
-      throw new Error(`heavy system did not start:\n${tail(system.logFile)}`);
-    } else await sleep(500);
-  }
   // The project's supergraph, routed to this run's subgraphs (the same file for every gateway).
   let sdl = readFileSync(join(root, 'supergraph.graphql'), 'utf8');
   for (const [name, url] of Object.entries(ready.subgraphs)) {
@@ -270,7 +241,6 @@ async function measure(
       body: JSON.stringify({ query: backend.query }),
     });
     backend.check(spec.label, await response.json());
-    const { rssMiB } = await import('./processes.ts');
     const startRssMiB = await rssMiB(gateway.pid);
     const load = (durationSeconds: number) =>
       runPinned(
@@ -308,47 +278,10 @@ async function measure(
   }
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
-function version(dir: string, pkg: string): string {
-  try {
-    return (
-      JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }
-    ).version;
-  } catch {
-    return 'not installed';
-  }
-}
-
-function machine(): string[] {
-  let model = cpus()[0]?.model ?? 'unknown';
-  try {
-    model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model;
-  } catch {
-    // not Linux
-  }
-  let nproc = String(cpus().length);
-  try {
-    nproc = execFileSync('nproc').toString().trim();
-  } catch {
-    // no coreutils
-  }
-  return [
-    `- CPU: ${model}, ${nproc} cores (nproc)`,
-    `- Memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB total, ${(freemem() / 2 ** 30).toFixed(1)} GiB free at start`,
-    `- Load average at start: ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')} (the machine is shared: other work may run during the benchmark)`,
-    `- Node ${process.version}; @apollo/gateway ${version(root, '@apollo/gateway')}, @apollo/server ${version(root, '@apollo/server')}, graphql ${version(root, 'graphql')}; @graphql-hive/gateway ${version(peers, '@graphql-hive/gateway')}, autocannon ${version(peers, 'autocannon')}`,
-  ];
-}
-
 async function main() {
-  const machineLines = machine();
+  const machine = machineLines(
+    `Node ${process.version}; @apollo/gateway ${packageVersion(root, '@apollo/gateway')}, @apollo/server ${packageVersion(root, '@apollo/server')}, graphql ${packageVersion(root, 'graphql')}; @graphql-hive/gateway ${packageVersion(peers, '@graphql-hive/gateway')}, autocannon ${packageVersion(peers, 'autocannon')}`,
+  );
   console.log(`scenario ${scenarioName}; ${JSON.stringify(settings)}`);
   const backend = scenarioName === 'heavy' ? await heavyBackend() : await federationBackend();
   const results: { name: string; label: string; rounds: Round[]; startRssMiB: number }[] = [];
@@ -390,12 +323,7 @@ async function main() {
     (r) =>
       `- ${r.label}: ${r.rounds.map((x) => `${x.requestsPerSecond.toFixed(1)} req/s (p95 ${x.p95Ms.toFixed(1)} ms, CPU ${x.cpuPercent.toFixed(0)}%)`).join('; ')}; RSS after start ${r.startRssMiB.toFixed(0)} MiB`,
   );
-  const command = `${scenarioName === 'heavy' ? 'npm run bench:heavy-query' : 'npm run bench:gateways'} (${
-    Object.entries(env)
-      .filter(([k]) => k.startsWith('BENCH_'))
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ') || 'default settings'
-  })`;
+  const command = benchCommand(scenarioName === 'heavy' ? 'bench:heavy-query' : 'bench:gateways');
   const title =
     scenarioName === 'heavy'
       ? "Heavy query: this project's subgraphs, user → 20 orders × 5 items → product"
@@ -405,7 +333,7 @@ async function main() {
     '',
     `Run ${new Date().toISOString()} with \`${command}\`.`,
     '',
-    ...machineLines,
+    ...machine,
     `- Pinning: gateway alone on CPU ${settings.gatewayCpu}; subgraphs and autocannon (own processes) on CPU ${settings.sideCpu}`,
     `- Load: ${settings.connections} connections, warm-up ${settings.warmupSeconds} s, ${settings.rounds} rounds × ${settings.durationSeconds} s; figures are medians of the rounds; errors = transport errors (timeouts included) + non-2xx + responses with GraphQL errors, summed`,
     '',
@@ -416,8 +344,7 @@ async function main() {
     ...perRound,
     '',
   ].join('\n');
-  mkdirSync(dirname(settings.output), { recursive: true });
-  writeFileSync(settings.output, markdown);
+  writeResults(settings.output, markdown);
   console.log(`\n${table.join('\n')}\n\nwritten to ${settings.output}`);
 }
 

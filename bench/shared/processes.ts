@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,22 +16,34 @@ export interface PinnedProcess {
 }
 
 /**
- * Starts `node <args>` pinned to `cpus` with taskset (taskset execs node, so the pid is node's).
- * Output goes to `logFile`, read when something fails.
+ * The command that runs `node <args>` pinned to `cpus` with taskset, and with `openFiles` as its
+ * file-descriptor limit (`ulimit -n`, for thousands of sockets) when given. Every step execs the
+ * next, so the spawned pid is node's.
+ */
+function pinnedCommand(cpus: string, nodeArgs: string[], openFiles?: number): [string, string[]] {
+  const pinned = ['taskset', '-c', cpus, process.execPath, ...nodeArgs];
+  if (openFiles === undefined) return [pinned[0]!, pinned.slice(1)];
+  return ['bash', ['-c', 'ulimit -n "$1" && shift && exec "$@"', 'bench', String(openFiles), ...pinned]];
+}
+
+/**
+ * Starts `node <args>` pinned to `cpus` (see pinnedCommand). Output goes to `logFile`, read when
+ * something fails; `stdin: true` leaves stdin open for a line protocol (stdout is also readable).
  */
 export function spawnPinned(
   cpus: string,
   nodeArgs: string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; logFile: string },
+  options: { env: NodeJS.ProcessEnv; cwd?: string; logFile: string; openFiles?: number; stdin?: boolean },
 ): PinnedProcess {
-  const child = spawn('taskset', ['-c', cpus, process.execPath, ...nodeArgs], {
+  const [command, args] = pinnedCommand(cpus, nodeArgs, options.openFiles);
+  const child = spawn(command, args, {
     env: options.env,
     cwd: options.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(options.logFile);
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     child,
@@ -51,12 +63,15 @@ export function spawnPinned(
 }
 
 /** Runs `node <args>` pinned to `cpus` and resolves with its stdout (rejects on a non-zero exit). */
-export function runPinned(cpus: string, nodeArgs: string[], env: NodeJS.ProcessEnv): Promise<string> {
+export function runPinned(
+  cpus: string,
+  nodeArgs: string[],
+  env: NodeJS.ProcessEnv,
+  openFiles?: number,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', cpus, process.execPath, ...nodeArgs], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const [command, args] = pinnedCommand(cpus, nodeArgs, openFiles);
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -127,4 +142,18 @@ export function samplePeakRss(pid: number, everyMs = 250) {
     await loop;
     return Math.max(peak, await rssMiB(pid));
   };
+}
+
+/**
+ * The hard limit on open files (`ulimit -Hn`) a process started here may raise its own to:
+ * without CAP_SYS_RESOURCE a container cannot go past it.
+ */
+export function hardOpenFilesLimit(): number {
+  const text = execFileSync('bash', ['-c', 'ulimit -Hn']).toString().trim();
+  return text === 'unlimited' ? Number.POSITIVE_INFINITY : Number(text);
+}
+
+/** Moves this process (all its threads) onto `cpus`, off the core under test. */
+export function pinSelf(cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
 }
