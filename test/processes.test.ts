@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SUBGRAPH_NAMES } from '../lib/config.ts';
 
 /**
  * The real entry points as a user runs them. They use in-memory PGlite: what is under test here
@@ -53,20 +54,23 @@ function start(script: string, env: Record<string, string>) {
   };
 }
 
+/**
+ * Every port `npm start` opens, on 0: a fixed port may be taken on the machine running the tests
+ * (by a developer's own `npm start`, or another suite). Derived from the config's own list of
+ * subgraphs, so a new subgraph cannot be forgotten here.
+ */
+const EPHEMERAL_PORTS: Record<string, string> = {
+  PORT: '0',
+  ...Object.fromEntries(SUBGRAPH_NAMES.map((name) => [`${name.toUpperCase()}_PORT`, '0'])),
+};
+
 describe('running it', () => {
   it('`npm start` serves the whole graph from one process and stops cleanly on Ctrl-C', async () => {
-    const ports = {
-      PORT: '0',
-      USERS_PORT: '0',
-      PRODUCTS_PORT: '0',
-      ORDERS_PORT: '0',
-      PAYMENTS_PORT: '0',
-      ANALYTICS_PORT: '0',
-      NOTIFICATIONS_PORT: '0',
+    const system = start('scripts/startAll.ts', {
+      ...EPHEMERAL_PORTS,
       // Real brokers (under CI) are shared: keep this process's topics and queues to itself.
       MESSAGING_NAMESPACE: `proc${Date.now().toString(36)}_`,
-    };
-    const system = start('scripts/startAll.ts', ports);
+    });
     const [, url] = (await system.waitFor(/GraphQL gateway\s+(\S+)/)) as unknown as [string, string];
     await system.waitFor(/Demo admin\s+admin@example\.com \/ admin/);
     const response = await fetch(url, {
@@ -83,12 +87,7 @@ describe('running it', () => {
 
   it('SIGTERM during a running placeOrder lets the request complete, then exits 0', async () => {
     const system = start('scripts/startAll.ts', {
-      PORT: '0',
-      USERS_PORT: '0',
-      PRODUCTS_PORT: '0',
-      ORDERS_PORT: '0',
-      PAYMENTS_PORT: '0',
-      NOTIFICATIONS_PORT: '0',
+      ...EPHEMERAL_PORTS,
       MESSAGING_NAMESPACE: `term${Date.now().toString(36)}_`,
       LOG_LEVEL: 'debug',
       ORDER_SAGA_WAIT_MS: '3000',
