@@ -51,6 +51,19 @@ const REFUND = /* GraphQL */ `
   }
 `;
 
+const VOID = /* GraphQL */ `
+  mutation Void($input: VoidChargeInput!) {
+    voidCharge(input: $input) {
+      status
+      payment {
+        id
+        status
+        refundedCents
+      }
+    }
+  }
+`;
+
 interface ChargeData {
   chargePayment: {
     status: string;
@@ -164,6 +177,18 @@ describe('the orders service charges through the payments subgraph', () => {
     const again = await callPayments<RefundData>(REFUND, { input });
     expect(again.data!.refundPayment).toEqual(refunded.data!.refundPayment);
   });
+
+  it('voiding a charge key before the charge arrives: the charge is then refused, nothing captured', async () => {
+    const input = chargeInput('tok_visa');
+    const voided = await callPayments<{ voidCharge: { status: string; payment: unknown } }>(VOID, {
+      input: { chargeIdempotencyKey: input.idempotencyKey, orderId: input.orderId },
+    });
+    expect(voided.errors).toBeUndefined();
+    expect(voided.data!.voidCharge).toEqual({ status: 'NOTHING_CAPTURED', payment: null });
+    const late = await callPayments<ChargeData>(CHARGE, { input });
+    expect(late.data!.chargePayment).toMatchObject({ status: 'FAILED', payment: { attempts: 0 } });
+    expect(late.data!.chargePayment.reason).toMatch(/voided/);
+  });
 });
 
 describe('only sibling services may charge or refund', () => {
@@ -177,6 +202,12 @@ describe('only sibling services may charge or refund', () => {
       'gateway',
     );
     expectCode(refund, 'FORBIDDEN');
+    const voided = await callPayments(
+      VOID,
+      { input: { chargeIdempotencyKey: input.idempotencyKey, orderId: input.orderId } },
+      'gateway',
+    );
+    expectCode(voided, 'FORBIDDEN');
     const order = await callPayments<{ _entities: ({ payment: unknown } | null)[] }>(
       'query($id: ID!) { _entities(representations: [{ __typename: "Order", id: $id }]) { ... on Order { payment { id } } } }',
       { id: input.orderId },
@@ -191,5 +222,11 @@ describe('only sibling services may charge or refund', () => {
       alice.token,
     );
     expect(codesOf(response)).toContain('GRAPHQL_VALIDATION_FAILED');
+    const voided = await system.graphql(
+      'mutation { voidCharge(input: { chargeIdempotencyKey: "k", orderId: "o" }) { status } }',
+      {},
+      alice.token,
+    );
+    expect(codesOf(voided)).toContain('GRAPHQL_VALIDATION_FAILED');
   });
 });

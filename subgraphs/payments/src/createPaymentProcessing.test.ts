@@ -14,6 +14,7 @@ import {
   type PaymentTiming,
 } from './createPaymentProcessing.ts';
 import { createTestPaymentProvider, TestToken } from './createTestPaymentProvider.ts';
+import type { PaymentProvider } from './paymentProvider.ts';
 import { createPaymentStore, type PaymentStore } from './store.ts';
 
 /** Short enough that tok_timeout's three timed-out calls end in well under a second. */
@@ -253,5 +254,106 @@ describe('refunds', () => {
       processing.refundPayment({ idempotencyKey: `refund-${randomUUID()}`, paymentId: randomUUID() }),
       'BAD_USER_INPUT',
     );
+  });
+});
+
+describe('voiding a charge by its key (the saga compensating a charge it never heard back from)', () => {
+  /** A processor whose charges wait until `open()`: a charge that is still running at payments. */
+  function gatedSetUp() {
+    const inner = createTestPaymentProvider({ replyTimeoutMs: 10_000 });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let waiting = 0;
+    const provider: PaymentProvider = {
+      charge: async (request) => {
+        waiting += 1;
+        await gate;
+        return inner.charge(request);
+      },
+      refund: (request) => inner.refund(request),
+    };
+    // Long reply timeouts: the charge waits at the gate without timing out.
+    const timing = { ...FAST_TIMING, replyTimeoutMs: 10_000 };
+    const logger = createLogger({ level: 'silent', service: 'test' });
+    return {
+      inner,
+      open,
+      waiting: () => waiting,
+      processing: createPaymentProcessing({ store, provider, logger, timing }),
+    };
+  }
+  const voidOf = (request: ChargeRequest) => ({
+    chargeIdempotencyKey: request.idempotencyKey,
+    orderId: request.orderId,
+  });
+
+  it('a captured charge is refunded, once, however often it is voided', async () => {
+    const { provider, processing } = setUp();
+    const request = chargeRequest(TestToken.VISA);
+    const payment = await processing.chargePayment(request);
+    const results = await Promise.all([
+      processing.voidCharge(voidOf(request)),
+      processing.voidCharge(voidOf(request)),
+    ]);
+    expect(results.map((r) => [r.status, r.payment?.id, r.payment?.refundedCents])).toEqual([
+      ['REFUNDED', payment.id, payment.amountCents],
+      ['REFUNDED', payment.id, payment.amountCents],
+    ]);
+    expect((await processing.voidCharge(voidOf(request))).status).toBe('REFUNDED');
+    expect(provider.refunds()).toEqual([expect.objectContaining({ chargeId: payment.providerChargeId })]);
+  });
+
+  it('a declined charge has nothing to return', async () => {
+    const { provider, processing } = setUp();
+    const request = chargeRequest(TestToken.DECLINED);
+    await processing.chargePayment(request);
+    expect(await processing.voidCharge(voidOf(request))).toMatchObject({
+      status: 'NOTHING_CAPTURED',
+      payment: { status: 'DECLINED' },
+    });
+    expect(provider.refunds()).toEqual([]);
+  });
+
+  it('voided before the charge arrives: the late charge is refused without reaching the processor', async () => {
+    const { provider, processing } = setUp();
+    const request = chargeRequest(TestToken.VISA);
+    expect(await processing.voidCharge(voidOf(request))).toEqual({
+      status: 'NOTHING_CAPTURED',
+      payment: null,
+    });
+    const late = await processing.chargePayment(request);
+    expect(late).toMatchObject({ status: 'FAILED', attempts: 0, refundedCents: 0 });
+    expect(late.reason).toMatch(/voided/);
+    expect(provider.chargeCallsFor(providerChargeKey(request.idempotencyKey))).toBe(0);
+    expect((await processing.voidCharge(voidOf(request))).status).toBe('NOTHING_CAPTURED');
+  });
+
+  it('voided while the charge is still running: PENDING, then the capture is refunded as soon as it lands', async () => {
+    const { inner, open, waiting, processing } = gatedSetUp();
+    const request = chargeRequest(TestToken.VISA);
+    const charging = processing.chargePayment(request);
+    await expect.poll(waiting).toBe(1); // at the processor, its outcome not yet known
+    expect(await processing.voidCharge(voidOf(request))).toEqual({ status: 'PENDING', payment: null });
+    open();
+    const payment = await charging;
+    expect(payment).toMatchObject({ status: 'REFUNDED', refundedCents: request.amountCents });
+    expect(inner.captures()).toHaveLength(1);
+    expect(inner.refunds()).toEqual([expect.objectContaining({ chargeId: inner.captures()[0]?.chargeId })]);
+    expect(await processing.voidCharge(voidOf(request))).toMatchObject({
+      status: 'REFUNDED',
+      payment: { id: payment.id },
+    });
+    expect(inner.refunds()).toHaveLength(1);
+  });
+
+  it('a charge key voided for another order is an IDEMPOTENCY_CONFLICT and voids nothing', async () => {
+    const { processing } = setUp();
+    const request = chargeRequest(TestToken.VISA);
+    await processing.chargePayment(request);
+    await expectErrorCode(
+      processing.voidCharge({ chargeIdempotencyKey: request.idempotencyKey, orderId: randomUUID() }),
+      'IDEMPOTENCY_CONFLICT',
+    );
+    expect((await processing.chargePayment(request)).status).toBe('CAPTURED');
   });
 });

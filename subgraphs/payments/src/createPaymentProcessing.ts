@@ -49,6 +49,9 @@ export const providerChargeKey = (idempotencyKey: string) => `payments:charge:${
 /** A payment is refunded once and in full, so its provider key is the payment's, whoever asks. */
 export const providerRefundKey = (paymentId: string) => `payments:refund:${paymentId}`;
 
+/** What voidCharge leaves behind: money returned, none taken, or a charge still running (ask again). */
+export type VoidChargeStatus = 'REFUNDED' | 'NOTHING_CAPTURED' | 'PENDING';
+
 export interface ChargeRequest {
   idempotencyKey: string;
   orderId: string;
@@ -131,6 +134,37 @@ export function createPaymentProcessing({
     }
   }
 
+  /**
+   * Returns a CAPTURED payment's money (→ REFUNDED). The provider key is the payment's, so every
+   * path that refunds it (refundPayment, voidCharge, a voided charge ending) refunds it once.
+   */
+  async function refundCaptured(payment: PaymentRecord): Promise<PaymentRecord> {
+    // Demo payments were recorded without a processor charge: there is nothing to return there.
+    const chargeId = payment.providerChargeId;
+    if (chargeId) {
+      try {
+        await providerCall.execute(({ signal }) =>
+          provider.refund({
+            idempotencyKey: providerRefundKey(payment.id),
+            chargeId,
+            amountCents: payment.amountCents,
+            signal,
+          }),
+        );
+      } catch (error) {
+        if (error instanceof TaskCancelledError || error instanceof TransientProviderError) {
+          // A refund has no FAILED outcome: the money must go back, so the caller retries later.
+          throw appError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            'the payment provider did not confirm the refund; retry with the same idempotency key',
+          );
+        }
+        throw error;
+      }
+    }
+    return store.markRefunded(payment.id);
+  }
+
   async function runCharge(request: ChargeRequest): Promise<PaymentRecord> {
     let result: Attempted;
     try {
@@ -140,7 +174,7 @@ export function createPaymentProcessing({
       throw error;
     }
     const { outcome } = result;
-    const payment = await store.completeCharge({
+    const { payment, voided } = await store.completeCharge({
       idempotencyKey: request.idempotencyKey,
       orderId: request.orderId,
       userId: request.userId,
@@ -157,6 +191,32 @@ export function createPaymentProcessing({
       { paymentId: payment.id, orderId: payment.orderId, status: payment.status, attempts: payment.attempts },
       'charge finished',
     );
+    if (!voided || payment.status !== 'CAPTURED') return payment;
+    // Its order was cancelled while this charge ran: the capture goes back at once.
+    try {
+      const refunded = await refundCaptured(payment);
+      logger.info({ paymentId: payment.id, orderId: payment.orderId }, 'voided charge captured: refunded');
+      return refunded;
+    } catch (error) {
+      // Still CAPTURED and voided: the void's caller asks again, and that call refunds it.
+      logger.warn({ err: error, paymentId: payment.id }, 'voided charge captured; refund to be retried');
+      return payment;
+    }
+  }
+
+  /** A charge arriving after its key was voided: refused before the processor, stored as FAILED. */
+  async function refuseVoided(request: ChargeRequest): Promise<PaymentRecord> {
+    const { payment } = await store.completeCharge({
+      idempotencyKey: request.idempotencyKey,
+      orderId: request.orderId,
+      userId: request.userId,
+      amountCents: request.amountCents,
+      attempts: 0,
+      refundedCents: 0,
+      status: 'FAILED',
+      reason: 'charge voided: the order was cancelled before it was charged',
+    });
+    logger.info({ paymentId: payment.id, orderId: payment.orderId }, 'voided charge refused');
     return payment;
   }
 
@@ -178,6 +238,8 @@ export function createPaymentProcessing({
             return runCharge(request);
           case 'done':
             return claim.payment;
+          case 'voided':
+            return refuseVoided(request);
           case 'conflict':
             throw appError(ErrorCode.IDEMPOTENCY_CONFLICT, claim.message);
           case 'busy':
@@ -206,30 +268,36 @@ export function createPaymentProcessing({
         );
       }
       if (payment.status !== 'CAPTURED') return payment;
-      // Demo payments were recorded without a processor charge: there is nothing to return there.
-      const chargeId = payment.providerChargeId;
-      if (chargeId) {
-        try {
-          await providerCall.execute(({ signal }) =>
-            provider.refund({
-              idempotencyKey: providerRefundKey(paymentId),
-              chargeId,
-              amountCents: payment.amountCents,
-              signal,
-            }),
-          );
-        } catch (error) {
-          if (error instanceof TaskCancelledError || error instanceof TransientProviderError) {
-            // A refund has no FAILED outcome: the money must go back, so the caller retries later.
-            throw appError(
-              ErrorCode.SERVICE_UNAVAILABLE,
-              'the payment provider did not confirm the refund; retry with the same idempotency key',
-            );
-          }
-          throw error;
+      return refundCaptured(payment);
+    },
+
+    /**
+     * Cancels an order's charge by its idempotency key, whatever state the charge is in (the
+     * saga's compensation, which may never have heard back from chargePayment). A capture is
+     * refunded; a charge still running is refunded by its own call as soon as it captures
+     * (PENDING: ask again); a charge that has not arrived yet will be refused. Idempotent.
+     */
+    async voidCharge({
+      chargeIdempotencyKey,
+      orderId,
+    }: {
+      chargeIdempotencyKey: string;
+      orderId: string;
+    }): Promise<{ status: VoidChargeStatus; payment: PaymentRecord | null }> {
+      const claim = await store.voidCharge({ idempotencyKey: chargeIdempotencyKey, orderId });
+      switch (claim.kind) {
+        case 'conflict':
+          throw appError(ErrorCode.IDEMPOTENCY_CONFLICT, claim.message);
+        case 'running':
+          return { status: 'PENDING', payment: null };
+        case 'voided':
+          return { status: 'NOTHING_CAPTURED', payment: null };
+        case 'done': {
+          const payment =
+            claim.payment.status === 'CAPTURED' ? await refundCaptured(claim.payment) : claim.payment;
+          return { status: payment.status === 'REFUNDED' ? 'REFUNDED' : 'NOTHING_CAPTURED', payment };
         }
       }
-      return store.markRefunded(paymentId);
     },
   };
 }

@@ -44,6 +44,7 @@ const chargePaymentInput = z.object({
   paymentToken: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
 });
 const refundPaymentInput = z.object({ idempotencyKey, paymentId: z.uuid() });
+const voidChargeInput = z.object({ chargeIdempotencyKey: idempotencyKey, orderId: z.uuid() });
 
 export function createPaymentsResolvers({ processing }: { processing: PaymentProcessing }) {
   return {
@@ -66,6 +67,10 @@ export function createPaymentsResolvers({ processing }: { processing: PaymentPro
       refundPayment: (_: unknown, { input }: { input: unknown }, ctx: PaymentsContext) => {
         requireInternalCaller(ctx.caller);
         return processing.refundPayment(parseInput(refundPaymentInput, input));
+      },
+      voidCharge: (_: unknown, { input }: { input: unknown }, ctx: PaymentsContext) => {
+        requireInternalCaller(ctx.caller);
+        return processing.voidCharge(parseInput(voidChargeInput, input));
       },
     },
     Payment: {

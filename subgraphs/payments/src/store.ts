@@ -64,6 +64,18 @@ export type ChargeClaim =
   | { kind: 'done'; payment: PaymentRecord }
   /** Another call owns the key and is still running. */
   | { kind: 'busy' }
+  /** The key was voided before an outcome was stored: the charge must not reach the processor. */
+  | { kind: 'voided' }
+  | { kind: 'conflict'; message: string };
+
+/** What voiding a charge key finds (see migrations/003_charge_voids.sql). */
+export type VoidClaim =
+  /** The charge's outcome is stored: a capture must be refunded now. */
+  | { kind: 'done'; payment: PaymentRecord }
+  /** A call is charging under the key right now: it refunds its capture itself when it ends. */
+  | { kind: 'running' }
+  /** Nothing was charged under the key (or its charger died before storing an outcome), and nothing will be. */
+  | { kind: 'voided' }
   | { kind: 'conflict'; message: string };
 
 async function insertPayment(db: Queryable, input: NewPayment): Promise<PaymentRow | undefined> {
@@ -144,11 +156,14 @@ export function createPaymentStore(db: Database) {
         if (inserted.length > 0) return { kind: 'owned' };
 
         const [existing] = await tx.query<{
-          fingerprint: string;
+          order_id: string;
+          fingerprint: string | null;
           payment_id: string | null;
+          voided: boolean;
           expired: boolean;
         }>(
-          `SELECT fingerprint, payment_id, (claimed_until IS NULL OR claimed_until <= now()) AS expired
+          `SELECT order_id, fingerprint, payment_id, voided_at IS NOT NULL AS voided,
+                  (claimed_until IS NULL OR claimed_until <= now()) AS expired
            FROM charge_requests WHERE idempotency_key = $1 FOR UPDATE`,
           [idempotencyKey],
         );
@@ -158,7 +173,12 @@ export function createPaymentStore(db: Database) {
             message: `order ${orderId} is already charged under another idempotency key`,
           };
         }
-        if (existing.fingerprint !== fingerprint) {
+        // A void marker has no fingerprint, only the order it was voided for.
+        const sameRequest =
+          existing.fingerprint === null
+            ? existing.order_id === orderId.toLowerCase()
+            : existing.fingerprint === fingerprint;
+        if (!sameRequest) {
           return {
             kind: 'conflict',
             message: `idempotency key ${idempotencyKey} was already used for a charge with other parameters`,
@@ -170,6 +190,8 @@ export function createPaymentStore(db: Database) {
           ]);
           return { kind: 'done', payment: toRecord(row!) };
         }
+        // Voided before anyone charged, or its charger died after the void: never charged now.
+        if (existing.voided && (existing.fingerprint === null || existing.expired)) return { kind: 'voided' };
         if (!existing.expired) return { kind: 'busy' };
         await tx.query(
           `UPDATE charge_requests SET claimed_until = now() + $2::integer * interval '1 millisecond'
@@ -183,8 +205,11 @@ export function createPaymentStore(db: Database) {
     /**
      * Stores a charge's outcome and closes its request. When a call that took the key over has
      * already stored one, that stored payment wins: both saw the provider's answer to one key.
+     * `voided` says the key was voided meanwhile: a capture must then be refunded at once.
      */
-    completeCharge(payment: NewPayment & { idempotencyKey: string }): Promise<PaymentRecord> {
+    completeCharge(
+      payment: NewPayment & { idempotencyKey: string },
+    ): Promise<{ payment: PaymentRecord; voided: boolean }> {
       return db.transaction(async (tx) => {
         const row =
           (await insertPayment(tx, payment)) ??
@@ -193,11 +218,58 @@ export function createPaymentStore(db: Database) {
               payment.idempotencyKey,
             ])
           )[0]!;
-        await tx.query(
-          'UPDATE charge_requests SET payment_id = $2, claimed_until = NULL WHERE idempotency_key = $1',
+        // The row lock orders this against voidCharge: a void either sees the outcome or is seen here.
+        const [request] = await tx.query<{ voided: boolean }>(
+          `UPDATE charge_requests SET payment_id = $2, claimed_until = NULL WHERE idempotency_key = $1
+           RETURNING voided_at IS NOT NULL AS voided`,
           [payment.idempotencyKey, row.id],
         );
-        return toRecord(row);
+        return { payment: toRecord(row), voided: request?.voided ?? false };
+      });
+    },
+
+    /**
+     * Voids the charge key of an order: records the void (a marker row when nothing claimed the
+     * key yet) and says what the caller must still do about its outcome.
+     */
+    voidCharge({ idempotencyKey, orderId }: { idempotencyKey: string; orderId: string }): Promise<VoidClaim> {
+      return db.transaction(async (tx): Promise<VoidClaim> => {
+        const marked = await tx.query(
+          `INSERT INTO charge_requests (idempotency_key, order_id, fingerprint, voided_at)
+           VALUES ($1, $2, NULL, now())
+           ON CONFLICT DO NOTHING
+           RETURNING idempotency_key`,
+          [idempotencyKey, orderId],
+        );
+        if (marked.length > 0) return { kind: 'voided' };
+        const [existing] = await tx.query<{
+          order_id: string;
+          fingerprint: string | null;
+          payment_id: string | null;
+          expired: boolean;
+        }>(
+          `UPDATE charge_requests SET voided_at = COALESCE(voided_at, now())
+           WHERE idempotency_key = $1 AND order_id = $2
+           RETURNING order_id, fingerprint, payment_id, (claimed_until IS NULL OR claimed_until <= now()) AS expired`,
+          [idempotencyKey, orderId],
+        );
+        if (!existing) {
+          return {
+            kind: 'conflict',
+            message: `charge key ${idempotencyKey} does not belong to order ${orderId}, or the order is charged under another key`,
+          };
+        }
+        if (existing.payment_id) {
+          const [row] = await tx.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [
+            existing.payment_id,
+          ]);
+          return { kind: 'done', payment: toRecord(row!) };
+        }
+        if (existing.fingerprint === null) return { kind: 'voided' };
+        // A lapsed claim is a charger that died before storing its outcome: the void makes any
+        // retry of it refused. What the processor did under the key then is for reconciliation,
+        // as with a charge that ends FAILED after timeouts (createPaymentProcessing).
+        return existing.expired ? { kind: 'voided' } : { kind: 'running' };
       });
     },
 
