@@ -1,5 +1,5 @@
 import { createClient as createSseClient } from 'graphql-sse';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { eventually } from '../support/eventually.ts';
 import {
@@ -319,6 +319,48 @@ describe('when a subgraph socket drops', () => {
     expect(ticks.errors).toEqual([]);
     expect(ticks.completed).toBe(false);
     ticks.dispose();
+  });
+
+  it('subscriptions sharing the socket survive more outages than the retry limit, as long as each heals', async () => {
+    // Two attempts per outage, and pauses long enough (100-200 ms, then 200-400 ms) that most
+    // subscriptions resubscribe after another one has already reopened the socket. Ten quiet
+    // subscriptions (no event between the outages) share the gateway's one socket to the
+    // ticker: each outage is over for all of them once the socket is back.
+    const slowRetries = await startSubscriptionTestbed({
+      SUBSCRIPTION_UPSTREAM_RETRY_ATTEMPTS: '2',
+      SUBSCRIPTION_UPSTREAM_RETRY_DELAY_MS: '200',
+    });
+    onTestFinished(() => slowRetries.stop());
+    const token = await slowRetries.token(ALICE);
+    const channels = Array.from({ length: 10 }, (_, i) => `outage-${i}`);
+    const subscriptions = channels.map((channel) =>
+      collect<Tick>(slowRetries.client(token), TICKS, { channel }),
+    );
+    const allListening = () =>
+      eventually(
+        async () => channels.map((channel) => slowRetries.channel(channel).listeners),
+        (counts) => counts.every((n) => n === 1),
+      );
+    await allListening();
+    for (let outage = 1; outage <= 6; outage += 1) {
+      const subscribedBefore = slowRetries.ticker.subscribeCount;
+      slowRetries.ticker.dropConnections();
+      await eventually(
+        async () => slowRetries.ticker.subscribeCount - subscribedBefore,
+        (resubscribed) => resubscribed === channels.length,
+      );
+      await allListening();
+    }
+    for (const channel of channels) slowRetries.channel(channel).publish({ n: 1, channel, widgetId: 'w' });
+    await eventually(
+      async () => subscriptions.filter((s) => s.events.length === 1).length,
+      (live) => live === channels.length,
+    );
+    for (const subscription of subscriptions) {
+      expect(subscription.errors).toEqual([]);
+      expect(subscription.completed).toBe(false);
+      subscription.dispose();
+    }
   });
 
   it('a subgraph that does not come back ends the subscription with SERVICE_UNAVAILABLE', async () => {

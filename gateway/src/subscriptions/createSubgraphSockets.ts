@@ -27,6 +27,15 @@ const MAX_RETRY_DELAY_MS = 10_000;
 const isGraphQLErrors = (value: unknown): value is GraphQLFormattedError[] =>
   Array.isArray(value) && value.every((e) => typeof e === 'object' && e !== null && 'message' in e);
 
+/** One subgraph's socket and the subscriptions riding on it. */
+interface SocketEntry {
+  client: Client;
+  /** Acknowledged (connection_ack received) and not closed since. */
+  acknowledged: boolean;
+  /** Each subscription sent on this socket: told when the socket is (re)acknowledged. */
+  onAcknowledged: Set<() => void>;
+}
+
 /**
  * The gateway's WebSockets to subgraphs: one graphql-ws connection per subgraph, multiplexing
  * every upstream subscription to it. connection_init carries the gateway's credential; each
@@ -37,6 +46,11 @@ const isGraphQLErrors = (value: unknown): value is GraphQLFormattedError[] =>
  * retry is off on purpose: it resends the original subscribe message, whose short-lived
  * credential would have expired by the time a subgraph comes back. Clients hear of it only
  * when the attempts run out (SERVICE_UNAVAILABLE).
+ *
+ * The attempts count one outage: they start again for every subscription on a socket as soon
+ * as that socket is acknowledged again, whichever subscription reopened it. (Counting them per
+ * subscription until its own event or its own reconnect let quiet subscriptions that found the
+ * socket already back climb one attempt per outage, and give up on a healthy subgraph.)
  */
 export function createSubgraphSockets({
   credentials,
@@ -49,14 +63,15 @@ export function createSubgraphSockets({
   retryAttempts: number;
   retryDelayMs: number;
 }) {
-  const clients = new Map<string, { client: Client; connections: number }>();
+  const clients = new Map<string, SocketEntry>();
 
-  const clientFor = (url: string) => {
+  const clientFor = (url: string): SocketEntry => {
     const wsUrl = url.replace(/^http/, 'ws');
     let entry = clients.get(wsUrl);
     if (!entry) {
-      const created: { client: Client; connections: number } = {
-        connections: 0,
+      const created: SocketEntry = {
+        acknowledged: false,
+        onAcknowledged: new Set(),
         client: createClient({
           url: wsUrl,
           webSocketImpl: WebSocket,
@@ -66,7 +81,11 @@ export function createSubgraphSockets({
           connectionParams: async () => ({ [SERVICE_CREDENTIAL_HEADER]: await credentials.sign(null) }),
           on: {
             connected: () => {
-              created.connections += 1;
+              created.acknowledged = true;
+              for (const reset of created.onAcknowledged) reset();
+            },
+            closed: () => {
+              created.acknowledged = false;
             },
           },
         }),
@@ -91,9 +110,7 @@ export function createSubgraphSockets({
         outcome();
       };
 
-      const retryOrGiveUp = (cause: unknown, connectedDuringAttempt: boolean) => {
-        // A socket that came up and later dropped is a new outage, not the same one continuing.
-        if (connectedDuringAttempt) attempt = 0;
+      const retryOrGiveUp = (cause: unknown) => {
         if (attempt >= retryAttempts) {
           logger.warn({ subgraph: request.subgraph, err: cause }, 'subgraph subscription lost for good');
           finish(() =>
@@ -115,10 +132,15 @@ export function createSubgraphSockets({
         timer = setTimeout(() => void start(), delay);
       };
 
+      // The socket is up again: whatever drops next is a new outage.
+      const resetAttempts = () => {
+        attempt = 0;
+      };
+      let entry: SocketEntry | undefined;
+      const leaveSocket = () => entry?.onAcknowledged.delete(resetAttempts);
+
       const start = async () => {
         if (finished) return;
-        const entry = clientFor(request.url);
-        const connectionsBefore = entry.connections;
         let credential: string;
         try {
           credential = await credentials.sign(request.viewer);
@@ -128,6 +150,10 @@ export function createSubgraphSockets({
           return;
         }
         if (finished) return;
+        entry = clientFor(request.url);
+        entry.onAcknowledged.add(resetAttempts);
+        // Sent on a socket that is already back (another subscription reopened it).
+        if (entry.acknowledged) resetAttempts();
         release = entry.client.subscribe(
           {
             query: request.query,
@@ -138,18 +164,19 @@ export function createSubgraphSockets({
           {
             next: (event) => {
               if (finished) return;
-              attempt = 0;
               sink.next(event as FormattedExecutionResult);
             },
             error: (error) => {
               release = undefined;
+              leaveSocket();
               if (finished) return;
               // An error message from the subgraph (it refused the subscription) is final.
               if (isGraphQLErrors(error)) finish(() => sink.error(error));
-              else retryOrGiveUp(error, entry.connections > connectionsBefore);
+              else retryOrGiveUp(error);
             },
             complete: () => {
               release = undefined;
+              leaveSocket();
               finish(() => sink.complete());
             },
           },
@@ -160,6 +187,7 @@ export function createSubgraphSockets({
       return () => {
         finished = true;
         clearTimeout(timer);
+        leaveSocket();
         release?.();
         release = undefined;
       };
