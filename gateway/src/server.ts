@@ -22,6 +22,7 @@ import { createRequestLogPlugin } from '../../lib/observability/createRequestLog
 import { createOperationSpanPlugin } from '../../lib/observability/createOperationSpanPlugin.ts';
 import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
+import { createResultStringifier } from './execution/createResultStringifier.ts';
 import { withInflightDeduplication } from './execution/dedupeInflightQueries.ts';
 import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { createStatusRoutes } from './health/createStatusRoutes.ts';
@@ -135,6 +136,8 @@ export function createGateway({
     gateway: config.QUERY_INFLIGHT_DEDUPLICATION
       ? withInflightDeduplication(gateway, observability.metrics)
       : gateway,
+    // Requests that shared an execution share its serialised data too.
+    stringifyResult: createResultStringifier(),
     introspection: !production,
     includeStacktraceInErrorResponses: !production,
     // No "Did you mean …?" in production: validation errors must not map the schema out.
