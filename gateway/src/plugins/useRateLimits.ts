@@ -4,6 +4,7 @@ import { ErrorCode } from '../../../lib/errors.ts';
 import type { Viewer } from '../../../lib/auth/tokens.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
+import { ipBucketKey } from '../rateLimits/ipBucketKey.ts';
 import type { BucketShape, TokenBuckets } from '../rateLimits/tokenBuckets.ts';
 import { rootFieldNames } from './rootFieldNames.ts';
 
@@ -42,16 +43,18 @@ export function useRateLimits({
           await take(operationBucketKey(contextValue.viewer, ip), 1, operations, 'requests');
           if (operation.operation !== OperationTypeNode.MUTATION) return;
           const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
-          if (attempts > 0) await take(`auth:ip:${ip}`, attempts, auth, 'sign-in and sign-up attempts');
+          if (attempts > 0) {
+            await take(`auth:ip:${ipBucketKey(ip)}`, attempts, auth, 'sign-in and sign-up attempts');
+          }
         },
       };
     },
   };
 }
 
-/** The bucket every operation of a caller draws from: the signed-in user's, else the IP's. */
+/** The bucket every operation of a caller draws from: the signed-in user's, else the IP's (an IPv6 /64). */
 export function operationBucketKey(viewer: Viewer | null, ip: string): string {
-  return viewer ? `ops:user:${viewer.id}` : `ops:ip:${ip}`;
+  return viewer ? `ops:user:${viewer.id}` : `ops:ip:${ipBucketKey(ip)}`;
 }
 
 /** Takes `cost` tokens or throws RATE_LIMITED with a retry-after hint (extensions and header). */
