@@ -1,4 +1,5 @@
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 
 export const Role = { CUSTOMER: 'CUSTOMER', ADMIN: 'ADMIN' } as const;
@@ -26,6 +27,28 @@ export class InvalidTokenError extends Error {
   }
 }
 
+/**
+ * Tokens already verified, by their exact text, until they expire. An HS256 check runs through
+ * WebCrypto's thread pool and was ~10 % of the gateway's CPU under load, for the same few tokens
+ * presented again and again. The same text carries the same signature and claims, so its answer
+ * cannot change before `exp`; only successes are kept, and never past their expiry.
+ */
+function createVerifiedCache<T extends object>(
+  verify: (token: string) => Promise<T & { expiresAt: number }>,
+) {
+  const verified = new LRUCache<string, T & { expiresAt: number }>({ max: VERIFIED_TOKENS_KEPT });
+  return async (token: string): Promise<T & { expiresAt: number }> => {
+    const known = verified.get(token);
+    if (known && known.expiresAt > Date.now()) return known;
+    const result = await verify(token);
+    const ttl = result.expiresAt - Date.now();
+    if (ttl > 0) verified.set(token, result, { ttl });
+    return result;
+  };
+}
+/** Distinct live tokens remembered per verifier (~1 KB each). */
+const VERIFIED_TOKENS_KEPT = 10_000;
+
 function toInvalidToken(error: unknown): InvalidTokenError {
   if (error instanceof errors.JWTExpired) return new InvalidTokenError('token expired', true);
   if (error instanceof InvalidTokenError) return error;
@@ -46,7 +69,7 @@ export function createUserTokens({ secret, ttlSeconds }: { secret: string; ttlSe
         .setExpirationTime(`${ttlSeconds}s`)
         .sign(key);
     },
-    async verify(token: string): Promise<Viewer & { expiresAt: number }> {
+    verify: createVerifiedCache<Viewer>(async (token) => {
       try {
         const { payload } = await jwtVerify(token, key, {
           issuer: ISSUER,
@@ -59,7 +82,7 @@ export function createUserTokens({ secret, ttlSeconds }: { secret: string; ttlSe
       } catch (error) {
         throw toInvalidToken(error);
       }
-    },
+    }),
   };
 }
 export type UserTokens = ReturnType<typeof createUserTokens>;
@@ -87,31 +110,52 @@ export function createServiceCredentials({
   service: string;
 }) {
   const key = new TextEncoder().encode(secret);
+  // One credential per viewer, reused while more than half its lifetime is left: signing per
+  // request cost WebCrypto work on the gateway, and a repeated credential lets subgraphs answer
+  // from their verified cache.
+  const signed = new Map<string, { credential: Promise<string>; renewAt: number }>();
+  const verify = createVerifiedCache<ServiceCaller>(async (credential) => {
+    try {
+      const { payload } = await jwtVerify(credential, key, {
+        audience: SERVICE_AUDIENCE,
+        algorithms: ['HS256'],
+      });
+      if (!payload.iss) throw new InvalidTokenError('credential names no caller');
+      const expiresAt = (payload.exp ?? 0) * 1000;
+      if (payload.sub === undefined) return { service: payload.iss, viewer: null, expiresAt };
+      const claims = viewerClaims.safeParse(payload);
+      if (!claims.success) throw new InvalidTokenError('invalid credential claims');
+      return { service: payload.iss, viewer: { id: claims.data.sub, role: claims.data.role }, expiresAt };
+    } catch (error) {
+      throw toInvalidToken(error);
+    }
+  });
+  async function signNew(viewer: Viewer | null): Promise<string> {
+    const jwt = new SignJWT(viewer ? { role: viewer.role } : {})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(service)
+      .setAudience(SERVICE_AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${ttlSeconds}s`);
+    if (viewer) jwt.setSubject(viewer.id);
+    return jwt.sign(key);
+  }
   return {
-    async sign(viewer: Viewer | null): Promise<string> {
-      const jwt = new SignJWT(viewer ? { role: viewer.role } : {})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setIssuer(service)
-        .setAudience(SERVICE_AUDIENCE)
-        .setIssuedAt()
-        .setExpirationTime(`${ttlSeconds}s`);
-      if (viewer) jwt.setSubject(viewer.id);
-      return jwt.sign(key);
+    sign(viewer: Viewer | null): Promise<string> {
+      const scope = viewer ? `${viewer.role}:${viewer.id}` : '';
+      const now = Date.now();
+      const current = signed.get(scope);
+      if (current && current.renewAt > now) return current.credential;
+      // Bounded like the verified cache: a burst of distinct viewers starts the map afresh.
+      if (signed.size >= VERIFIED_TOKENS_KEPT) signed.clear();
+      const credential = signNew(viewer);
+      signed.set(scope, { credential, renewAt: now + (ttlSeconds * 1000) / 2 });
+      credential.catch(() => signed.delete(scope));
+      return credential;
     },
     async verify(credential: string): Promise<ServiceCaller> {
-      try {
-        const { payload } = await jwtVerify(credential, key, {
-          audience: SERVICE_AUDIENCE,
-          algorithms: ['HS256'],
-        });
-        if (!payload.iss) throw new InvalidTokenError('credential names no caller');
-        if (payload.sub === undefined) return { service: payload.iss, viewer: null };
-        const claims = viewerClaims.safeParse(payload);
-        if (!claims.success) throw new InvalidTokenError('invalid credential claims');
-        return { service: payload.iss, viewer: { id: claims.data.sub, role: claims.data.role } };
-      } catch (error) {
-        throw toInvalidToken(error);
-      }
+      const { service: caller, viewer } = await verify(credential);
+      return { service: caller, viewer };
     },
   };
 }

@@ -1,0 +1,68 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { createServiceCredentials, createUserTokens, InvalidTokenError } from './tokens.ts';
+
+const secret = 'a-test-secret-that-is-long-enough-for-hs256-keys';
+
+describe('user tokens', () => {
+  it('a token verified once is still checked for expiry on every later use', async () => {
+    const tokens = createUserTokens({ secret, ttlSeconds: 1 });
+    const token = await tokens.issue({ id: 'u1', role: 'CUSTOMER' });
+    expect(await tokens.verify(token)).toMatchObject({ id: 'u1', role: 'CUSTOMER' });
+    expect(await tokens.verify(token)).toMatchObject({ id: 'u1', role: 'CUSTOMER' });
+    // JWT expiry has one-second resolution: wait past it.
+    await sleep(2_100);
+    await expect(tokens.verify(token)).rejects.toMatchObject({ expired: true });
+  });
+
+  it('a tampered token is refused, however often the genuine one was verified', async () => {
+    const tokens = createUserTokens({ secret, ttlSeconds: 60 });
+    const token = await tokens.issue({ id: 'u1', role: 'CUSTOMER' });
+    await tokens.verify(token);
+    const [header, , signature] = token.split('.');
+    const forged = `${header}.${Buffer.from(JSON.stringify({ sub: 'u1', role: 'ADMIN' })).toString('base64url')}.${signature}`;
+    await expect(tokens.verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('a token signed with another secret is refused', async () => {
+    const other = await createUserTokens({ secret: `${secret}-other`, ttlSeconds: 60 }).issue({
+      id: 'u1',
+      role: 'ADMIN',
+    });
+    await expect(createUserTokens({ secret, ttlSeconds: 60 }).verify(other)).rejects.toBeInstanceOf(
+      InvalidTokenError,
+    );
+  });
+});
+
+describe('service credentials', () => {
+  it('one credential per viewer is reused, and each verifies to its own caller', async () => {
+    const credentials = createServiceCredentials({ secret, ttlSeconds: 60, service: 'gateway' });
+    const alice = await credentials.sign({ id: 'alice', role: 'CUSTOMER' });
+    expect(await credentials.sign({ id: 'alice', role: 'CUSTOMER' })).toBe(alice);
+    const aliceAdmin = await credentials.sign({ id: 'alice', role: 'ADMIN' });
+    const anonymous = await credentials.sign(null);
+    expect(new Set([alice, aliceAdmin, anonymous]).size).toBe(3);
+    expect(await credentials.verify(alice)).toEqual({
+      service: 'gateway',
+      viewer: { id: 'alice', role: 'CUSTOMER' },
+    });
+    expect(await credentials.verify(aliceAdmin)).toEqual({
+      service: 'gateway',
+      viewer: { id: 'alice', role: 'ADMIN' },
+    });
+    expect(await credentials.verify(anonymous)).toEqual({ service: 'gateway', viewer: null });
+  });
+
+  it('a credential is renewed once half its lifetime has passed, so none is used near its expiry', async () => {
+    // Expiry has one-second resolution: a 4 s lifetime keeps the steps apart.
+    const credentials = createServiceCredentials({ secret, ttlSeconds: 4, service: 'gateway' });
+    const first = await credentials.sign(null);
+    await sleep(2_100);
+    const second = await credentials.sign(null);
+    expect(second).not.toBe(first);
+    await sleep(2_100);
+    await expect(credentials.verify(first)).rejects.toMatchObject({ expired: true });
+    expect(await credentials.verify(second)).toEqual({ service: 'gateway', viewer: null });
+  });
+});
