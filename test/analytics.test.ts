@@ -183,6 +183,35 @@ describe('analytics: sales metrics from order-events', () => {
     pushed.unsubscribe();
   });
 
+  it('a new subscription gets the current figures at once, then the figures after each change', async () => {
+    const expected = await ordersDatabaseTotals();
+    const current = await eventually(
+      async () => totalsOf((await salesMetrics()).data!.salesMetrics),
+      (totals) => JSON.stringify(totals) === JSON.stringify(expected),
+    );
+    const pushed = subscribe<{ salesMetricsUpdated: Totals }>(
+      subgraphClient(system.subgraphs.analytics.url, await signCredential(system, null)),
+      METRICS_UPDATED,
+      {},
+      adminCredential,
+    );
+    // No order placed: these are the figures as they stand.
+    await eventually(
+      async () => pushed.values.length,
+      (n) => n === 1,
+    );
+    expect(lastPushed(pushed)).toEqual(current);
+
+    await placeOrder([{ productId: widget.id, quantity: 2 }], 'tok_visa');
+    const after = await ordersDatabaseTotals();
+    await eventually(
+      async () => lastPushed(pushed),
+      (last) => JSON.stringify(last) === JSON.stringify(after),
+    );
+    expect(pushed.errors).toEqual([]);
+    pushed.unsubscribe();
+  });
+
   it('every event delivered a second time, stale ones after newer ones, changes nothing', async () => {
     const messages = await allOrderEvents();
     expect(messages.length).toBeGreaterThan(0);

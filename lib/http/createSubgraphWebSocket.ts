@@ -1,12 +1,9 @@
 import type { Server } from 'node:http';
 import {
-  createSourceEventStream,
-  execute,
   GraphQLError,
   parse,
   validate,
   type ExecutionArgs,
-  type ExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
 } from 'graphql';
@@ -19,6 +16,7 @@ import {
   type ServiceCredentials,
 } from '../auth/tokens.ts';
 import { unauthenticated } from '../errors.ts';
+import { subscribeToEvents } from '../graphql/subscribeToEvents.ts';
 
 export interface SubgraphWebSocketOptions<TContext extends object> {
   httpServer: Server;
@@ -38,6 +36,8 @@ export interface SubgraphWebSocketOptions<TContext extends object> {
  * - a `subscribe` message may carry `extensions["x-service-credential"]`, a credential for the end
  *   user of that operation: the gateway multiplexes many users over one socket per subgraph, so
  *   identity is per operation, the connection's only a fallback.
+ * - each event of a live value (lib/graphql/liveValue.ts) carries `extensions["x-live-value"]`,
+ *   so the gateway may hand the latest one to a subscriber who joins later.
  * Contexts come from the same `createContext` as HTTP, errors are formatted as over HTTP.
  */
 export function createSubgraphWebSocket<TContext extends object>(
@@ -62,37 +62,12 @@ export function createSubgraphWebSocket<TContext extends object>(
     }
   }
 
-  /**
-   * graphql-js' subscribe runs every event with the subscription's one context, but contexts hold
-   * request-scoped DataLoaders: their caches would serve the first event's rows to all later ones.
-   * Each event gets a new context for the same caller instead.
-   */
-  async function subscribe(args: ExecutionArgs) {
-    const stream = await createSourceEventStream(args);
-    if (!(Symbol.asyncIterator in stream)) return stream;
-    const source = stream[Symbol.asyncIterator]();
+  /** Each event with a new context for the subscription's caller (fresh DataLoaders). */
+  function subscribe(args: ExecutionArgs) {
     const caller = callers.get(args.contextValue as object);
-    const contextFor = () => (caller ? createContext(caller) : args.contextValue);
-    const mapped: AsyncGenerator<ExecutionResult, void, unknown> = {
-      [Symbol.asyncIterator]() {
-        return mapped;
-      },
-      async next() {
-        const event = await source.next();
-        if (event.done) return { done: true, value: undefined };
-        const value = await execute({ ...args, rootValue: event.value, contextValue: contextFor() });
-        return { done: false, value };
-      },
-      async return() {
-        await source.return?.();
-        return { done: true, value: undefined };
-      },
-      async throw(error: unknown) {
-        await source.return?.();
-        throw error;
-      },
-    };
-    return mapped;
+    return subscribeToEvents(args, {
+      contextForEvent: () => (caller ? createContext(caller) : args.contextValue),
+    });
   }
 
   const server = useServer<Record<string, unknown>, { caller: ServiceCaller }>(

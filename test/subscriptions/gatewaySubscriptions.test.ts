@@ -379,6 +379,92 @@ describe('when a subgraph socket drops', () => {
   });
 });
 
+describe('live values (each event the whole current value, the first at once)', () => {
+  let own: SubscriptionTestbed;
+  beforeAll(async () => {
+    own = await startSubscriptionTestbed();
+  });
+  afterAll(() => own?.stop());
+
+  interface Latest {
+    latestTick: { n: number; widget: { name: string } };
+  }
+  const LATEST = `subscription Latest($channel: String!) {
+    latestTick(channel: $channel) { n widget { name } }
+  }`;
+  const ns = (s: { events: { data?: Latest | null }[] }) => s.events.map((e) => e.data?.latestTick.n);
+
+  it('a subscriber joining a shared upstream gets the latest value at once, then each new one', async () => {
+    const token = await own.token(ALICE);
+    own.channel('live').publish({ n: 1, channel: 'live', widgetId: 'w1' });
+    const first = collect<Latest>(own.client(token), LATEST, { channel: 'live' });
+    await eventually(
+      async () => ns(first),
+      (values) => values.length === 1,
+    );
+    const subscribedBefore = own.ticker.subscribeCount;
+
+    const late = collect<Latest>(own.client(token), LATEST, { channel: 'live' });
+    await eventually(
+      async () => ns(late),
+      (values) => values.length === 1,
+    );
+    expect(late.events[0]).toEqual({ data: { latestTick: { n: 1, widget: { name: 'Widget w1' } } } });
+    expect(own.ticker.subscribeCount).toBe(subscribedBefore); // the same upstream
+
+    own.channel('live').publish({ n: 2, channel: 'live', widgetId: 'w1' });
+    await eventually(
+      async () => [ns(first), ns(late)],
+      (values) => values.every((v) => v.length === 2),
+    );
+    expect(ns(first)).toEqual([1, 2]);
+    expect(ns(late)).toEqual([1, 2]);
+    // The mark between subgraph and gateway stays between them.
+    expect(JSON.stringify([first.events, late.events])).not.toMatch(/x-live-value|extensions/);
+    first.dispose();
+    late.dispose();
+  });
+
+  it('after the subgraph socket drops, subscribers get what changed meanwhile, and nothing twice', async () => {
+    const live = collect<Latest>(own.client(await own.token(ALICE)), LATEST, { channel: 'drop' });
+    await eventually(
+      async () => own.channel('drop').listeners,
+      (n) => n === 1,
+    );
+    own.channel('drop').publish({ n: 1, channel: 'drop', widgetId: 'w' });
+    await eventually(
+      async () => ns(live),
+      (values) => values.length === 1,
+    );
+
+    // Published as the socket goes down: sent on the dying socket, or to no one. Lost either way,
+    // until the resubscription's value at once.
+    own.ticker.dropConnections();
+    own.channel('drop').publish({ n: 2, channel: 'drop', widgetId: 'w' });
+    await eventually(
+      async () => ns(live),
+      (values) => values.includes(2),
+    );
+
+    // Nothing changes during this outage: the resubscription's value at once is the same, and
+    // is not sent again.
+    const subscribedBefore = own.ticker.subscribeCount;
+    own.ticker.dropConnections();
+    await eventually(
+      async () => [own.ticker.subscribeCount > subscribedBefore, own.channel('drop').listeners === 1],
+      (ready) => ready.every(Boolean),
+    );
+    own.channel('drop').publish({ n: 3, channel: 'drop', widgetId: 'w' });
+    await eventually(
+      async () => ns(live),
+      (values) => values.includes(3),
+    );
+    expect(ns(live)).toEqual([1, 2, 3]);
+    expect(live.errors).toEqual([]);
+    live.dispose();
+  });
+});
+
 describe('supergraph hot reload', () => {
   let own: SubscriptionTestbed;
   beforeAll(async () => {

@@ -33,6 +33,8 @@ const tickerSdl = `
     ticks(channel: String!): Tick!
     "Ticks of a channel, for admins only."
     adminTicks(channel: String!): Tick!
+    "A live value: the channel's last tick at once, then each new one."
+    latestTick(channel: String!): Tick!
   }
   type Tick {
     n: Int!
@@ -91,6 +93,13 @@ export async function startSubscriptionTestbed(overrides: Record<string, string>
             subscribe: (_: unknown, args: { channel: string }, ctx: TestSubgraphContext) => {
               if (!ctx.viewer) throw unauthenticated();
               return channel(args.channel).iterate();
+            },
+            resolve: (event: TickEvent) => event,
+          },
+          latestTick: {
+            subscribe: (_: unknown, args: { channel: string }, ctx: TestSubgraphContext) => {
+              if (!ctx.viewer) throw unauthenticated();
+              return channel(args.channel).latest();
             },
             resolve: (event: TickEvent) => event,
           },

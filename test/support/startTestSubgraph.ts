@@ -10,6 +10,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { SERVICE_CREDENTIAL_HEADER, type ServiceCredentials, type Viewer } from '../../lib/auth/tokens.ts';
 import { unauthenticated } from '../../lib/errors.ts';
+import { liveValue } from '../../lib/graphql/liveValue.ts';
+import { subscribeToEvents } from '../../lib/graphql/subscribeToEvents.ts';
 import { listen } from '../../lib/http/listen.ts';
 
 export interface TestSubgraphContext {
@@ -71,6 +73,8 @@ export async function startTestSubgraph({
   const ws = useServer(
     {
       schema,
+      // As the real subgraphs do (lib/http/createSubgraphWebSocket.ts): live values are marked.
+      subscribe: (args) => subscribeToEvents(args),
       onConnect: async (ctx) => {
         const credential = ctx.connectionParams?.[SERVICE_CREDENTIAL_HEADER];
         if (typeof credential !== 'string') return false;
@@ -139,51 +143,57 @@ export async function startTestSubgraph({
 
 /**
  * Events for one subscription: an async iterator with a working `return()` (an async
- * generator waiting for its next event could not be ended by a leaving client).
+ * generator waiting for its next event could not be ended by a leaving client). `iterate` gives
+ * the events from now on; `latest` gives a live value (lib/graphql/liveValue.ts): the last event
+ * published, at once, then each new one.
  */
 export function createEventSource<T>() {
   const listeners = new Set<(event: T) => void>();
+  let last: { event: T } | undefined;
+  const iterate = (first?: { event: T }): AsyncIterableIterator<T> => {
+    const queue: T[] = first ? [first.event] : [];
+    let waiting: ((result: IteratorResult<T>) => void) | undefined;
+    let done = false;
+    const listener = (event: T) => {
+      if (waiting) {
+        const resolve = waiting;
+        waiting = undefined;
+        resolve({ value: event, done: false });
+      } else queue.push(event);
+    };
+    listeners.add(listener);
+    const finish = (): Promise<IteratorResult<T>> => {
+      done = true;
+      listeners.delete(listener);
+      waiting?.({ value: undefined, done: true });
+      waiting = undefined;
+      return Promise.resolve({ value: undefined, done: true });
+    };
+    const iterator: AsyncIterableIterator<T> = {
+      [Symbol.asyncIterator]: () => iterator,
+      next: () => {
+        if (done) return Promise.resolve({ value: undefined, done: true });
+        const next = queue.shift();
+        if (next !== undefined) return Promise.resolve({ value: next, done: false });
+        return new Promise((resolve) => (waiting = resolve));
+      },
+      return: finish,
+      throw: (error: unknown) => {
+        void finish();
+        return Promise.reject(error instanceof GraphQLError ? error : new Error(String(error)));
+      },
+    };
+    return iterator;
+  };
   return {
     publish(event: T) {
+      last = { event };
       for (const listener of listeners) listener(event);
     },
     get listeners() {
       return listeners.size;
     },
-    iterate(): AsyncIterableIterator<T> {
-      const queue: T[] = [];
-      let waiting: ((result: IteratorResult<T>) => void) | undefined;
-      let done = false;
-      const listener = (event: T) => {
-        if (waiting) {
-          const resolve = waiting;
-          waiting = undefined;
-          resolve({ value: event, done: false });
-        } else queue.push(event);
-      };
-      listeners.add(listener);
-      const finish = (): Promise<IteratorResult<T>> => {
-        done = true;
-        listeners.delete(listener);
-        waiting?.({ value: undefined, done: true });
-        waiting = undefined;
-        return Promise.resolve({ value: undefined, done: true });
-      };
-      const iterator: AsyncIterableIterator<T> = {
-        [Symbol.asyncIterator]: () => iterator,
-        next: () => {
-          if (done) return Promise.resolve({ value: undefined, done: true });
-          const next = queue.shift();
-          if (next !== undefined) return Promise.resolve({ value: next, done: false });
-          return new Promise((resolve) => (waiting = resolve));
-        },
-        return: finish,
-        throw: (error: unknown) => {
-          void finish();
-          return Promise.reject(error instanceof GraphQLError ? error : new Error(String(error)));
-        },
-      };
-      return iterator;
-    },
+    iterate: () => iterate(),
+    latest: () => liveValue(iterate(last)),
   };
 }

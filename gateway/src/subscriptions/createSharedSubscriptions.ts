@@ -1,6 +1,7 @@
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import type { ServiceCredentials, Viewer } from '../../../lib/auth/tokens.ts';
 import { ErrorCode } from '../../../lib/errors.ts';
+import { isLiveValueEvent } from '../../../lib/graphql/liveValue.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
 import type { SubscriptionPlan } from './createSubscriptionPlanner.ts';
@@ -18,6 +19,11 @@ export interface SharedSubscriptionRequest {
 
 interface Stream {
   subscribers: Set<Subscriber>;
+  /**
+   * The last result of a live value (lib/graphql/liveValue.ts), handed at once to a subscriber
+   * who joins: the upstream sent its current value to the first subscriber only.
+   */
+  latest?: { result: ExecutionResult; bytes: number; json: string };
   stop: () => void;
 }
 
@@ -32,6 +38,12 @@ const toGraphQLError = (error: GraphQLFormattedError) =>
  * subscription; later ones join it; when the last one leaves, the upstream is completed.
  * Each event is turned into the client result once (rest plan included) and handed to every
  * subscriber, in the order the subgraph sent the events.
+ *
+ * Live values (each event the whole current value, the first at once: salesMetricsUpdated) are
+ * kept whole for everyone: a subscriber who joins gets the latest result at once, and a result
+ * equal to the latest one (what a resubscription after a dropped socket sends when nothing
+ * changed meanwhile) is not sent again. Streams of changes are never replayed: an old change is
+ * not news to someone who just subscribed.
  */
 export function createSharedSubscriptions({
   sockets,
@@ -111,7 +123,12 @@ export function createSharedSubscriptions({
                 ],
               };
             }
-            const bytes = Buffer.byteLength(JSON.stringify(result));
+            const json = JSON.stringify(result);
+            const bytes = Buffer.byteLength(json);
+            if (isLiveValueEvent(event)) {
+              if (stream.latest?.json === json) return;
+              stream.latest = { result, bytes, json };
+            }
             for (const subscriber of subscribers) subscriber.deliver(result, bytes);
           });
         },
@@ -136,6 +153,7 @@ export function createSharedSubscriptions({
       }
       const joined = stream;
       joined.subscribers.add(subscriber);
+      if (joined.latest) subscriber.deliver(joined.latest.result, joined.latest.bytes);
       return () => {
         if (!joined.subscribers.delete(subscriber)) return;
         if (joined.subscribers.size > 0) return;

@@ -1,4 +1,5 @@
 import { createEventHub } from '../../../lib/graphql/createEventHub.ts';
+import { liveValue } from '../../../lib/graphql/liveValue.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { AnalyticsStore, MetricsSnapshot } from './store.ts';
 
@@ -6,7 +7,8 @@ import type { AnalyticsStore, MetricsSnapshot } from './store.ts';
 export const METRICS_PUSH_INTERVAL_MS = 250;
 
 /**
- * The pushes of `salesMetricsUpdated` from one replica.
+ * The pushes of `salesMetricsUpdated` from one replica: to each subscriber the current figures
+ * at once, then the figures after each change.
  *
  * Several replicas split the `order-events` partitions, so each applies only part of the changes,
  * yet each one's subscribers must see the global metrics. They share the analytics database, and
@@ -91,22 +93,36 @@ export function createMetricsFeed({
     },
 
     /**
-     * Every change from now on (API.md: "pushed after each change"), never the state at
-     * subscribe time: the gateway shares one upstream subscription between identical
-     * subscribers, so a snapshot sent to the first would never reach those who join later, and
-     * clients would see different things for the same subscription. Clients read
-     * `Query.salesMetrics` for the current figures (the dashboard does on every connect). Pushes
-     * not newer than what this subscriber already got are skipped.
+     * The current figures at once, then the figures after each change (API.md: "pushed after
+     * each change, at most every 250 ms"). The figures at once make every subscription whole on
+     * its own: a client that just connected, or a gateway resubscribing after its socket dropped
+     * (pushes sent into a dead socket are lost), never waits for the next change to be current.
+     * Marked as a live value (lib/graphql/liveValue.ts): the gateway, which shares one upstream
+     * between identical subscribers, hands the latest figures to those who join later.
+     * Pushes not newer than what this subscriber already got are skipped.
      */
     async subscribe(): Promise<AsyncIterableIterator<MetricsSnapshot>> {
+      // Listening before reading: a change committed meanwhile is pushed after, not lost.
       const live = hub.subscribe();
-      // Every push from now on is news to this subscriber; later ones only if newer still.
+      let current: MetricsSnapshot | undefined;
+      try {
+        current = await store.snapshot();
+      } catch (error) {
+        await live.return?.();
+        throw error;
+      }
       let sentVersion = -1;
       const iterator: AsyncIterableIterator<MetricsSnapshot> = {
         [Symbol.asyncIterator]() {
           return iterator;
         },
         async next() {
+          if (current) {
+            const first = current;
+            current = undefined;
+            sentVersion = first.version;
+            return { done: false, value: first };
+          }
           for (;;) {
             const result = await live.next();
             if (result.done || result.value.version > sentVersion) {
@@ -115,9 +131,12 @@ export function createMetricsFeed({
             }
           }
         },
-        return: () => live.return!(),
+        return: () => {
+          current = undefined;
+          return live.return!();
+        },
       };
-      return iterator;
+      return liveValue(iterator);
     },
 
     /** Ends every subscription and the timers. Idempotent. */
