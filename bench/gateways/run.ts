@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServiceCredentials } from '../../lib/auth/tokens.ts';
 import { createUserTokens } from '../../lib/auth/tokens.ts';
-import type { LoadOptions, LoadResult } from './load.ts';
+import type { LoadOptions, LoadResult } from '../shared/load.ts';
 import { cpuSeconds, rssMiB, runPinned, samplePeakRss, spawnPinned } from '../shared/processes.ts';
 import { benchCommand, machineLines, median, packageVersion, writeResults } from '../shared/report.ts';
 import { startSystemProcess, tail, waitForGraphQL } from '../shared/system.ts';
@@ -247,7 +247,7 @@ async function measure(
         settings.sideCpu,
         [
           ...tsx,
-          join(here, 'load.ts'),
+          join(root, 'bench/shared/load.ts'),
           JSON.stringify({
             url,
             body: JSON.stringify({ query: backend.query }),
