@@ -84,8 +84,9 @@ describe('rate limits', () => {
   it('each operation of a batch counts', async () => {
     await withGateway({}, async (gateway) => {
       const { url } = gateway;
-      const batch = Array.from({ length: 7 }, () => ({
-        query: '{ products(first: 1) { edges { cursor } } }',
+      // Distinct operations: identical ones in flight together would share one execution.
+      const batch = Array.from({ length: 7 }, (_, i) => ({
+        query: `{ products(first: ${i + 1}) { edges { cursor } } }`,
       }));
       const response = await fetch(url, {
         method: 'POST',
@@ -114,6 +115,23 @@ describe('rate limits', () => {
       }
       const fourth = await postGraphQL(url, { query: logInMutation(1, () => ADMIN.password) });
       expect(codesOf(fourth)).toEqual(['RATE_LIMITED']);
+    });
+  });
+
+  it('an operation refused by the operation limits costs no rate-limit token, logIn ones included', async () => {
+    await withGateway({ OPERATION_MAX_DEPTH: 3 }, async ({ url }) => {
+      const tooDeep = `mutation { logIn(email: "${ADMIN.email}", password: "wrong") { user { orders { edges { cursor } } } } }`;
+      // More than both buckets hold (5 operations, 3 sign-in attempts).
+      for (let i = 0; i < 6; i++) {
+        expect(codesOf(await postGraphQL(url, { query: tooDeep }))).toEqual(['OPERATION_LIMIT']);
+      }
+      for (let i = 0; i < 3; i++) {
+        const attempt = await postGraphQL(url, { query: logInMutation(1, () => 'wrong') });
+        expect(codesOf(attempt)).toEqual(['UNAUTHENTICATED']);
+      }
+      const query = { query: '{ products(first: 1) { edges { cursor } } }' };
+      for (let i = 0; i < 2; i++) expect((await postGraphQL(url, query)).errors).toBeUndefined();
+      expectCode(await postGraphQL(url, query), 'RATE_LIMITED');
     });
   });
 

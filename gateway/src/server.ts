@@ -27,8 +27,9 @@ import { withInflightDeduplication } from './execution/dedupeInflightQueries.ts'
 import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { createStatusRoutes } from './health/createStatusRoutes.ts';
 import { createRequestLimits } from './plugins/requestLimits.ts';
-import { useOperationLimits } from './plugins/useOperationLimits.ts';
-import { createBucketTaker, operationBucketKey, useRateLimits } from './plugins/useRateLimits.ts';
+import { useOperationGuards } from './plugins/useOperationGuards.ts';
+import { operationLimitsGuard } from './plugins/useOperationLimits.ts';
+import { createBucketTaker, operationBucketKey, rateLimitsGuard } from './plugins/useRateLimits.ts';
 import { createTokenBuckets } from './rateLimits/createTokenBuckets.ts';
 import { createSubgraphBreakers } from './subgraphs/createSubgraphBreakers.ts';
 import {
@@ -155,20 +156,23 @@ export function createGateway({
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
-      useOperationLimits({
-        maxDepth: config.OPERATION_MAX_DEPTH,
-        maxAliases: config.OPERATION_MAX_ALIASES,
-        maxRootFields: config.OPERATION_MAX_ROOT_FIELDS,
-      }),
-      useRateLimits({
-        buckets,
-        operations: operationBucket,
-        auth: {
-          capacity: config.RATE_LIMIT_AUTH_CAPACITY,
-          refillPerSecond: config.RATE_LIMIT_AUTH_REFILL_PER_SECOND,
-        },
-        logger,
-      }),
+      // In this order, one after the other: an operation over a limit spends no rate-limit token.
+      useOperationGuards(
+        operationLimitsGuard({
+          maxDepth: config.OPERATION_MAX_DEPTH,
+          maxAliases: config.OPERATION_MAX_ALIASES,
+          maxRootFields: config.OPERATION_MAX_ROOT_FIELDS,
+        }),
+        rateLimitsGuard({
+          buckets,
+          operations: operationBucket,
+          auth: {
+            capacity: config.RATE_LIMIT_AUTH_CAPACITY,
+            refillPerSecond: config.RATE_LIMIT_AUTH_REFILL_PER_SECOND,
+          },
+          logger,
+        }),
+      ),
     ],
   });
   const createContext = createGatewayContextFactory({

@@ -1,7 +1,8 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
 import type { DocumentNode, GraphQLError, OperationDefinitionNode } from 'graphql';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
 import { measureOperation, type OperationMeasures } from './measureOperation.ts';
+import type { OperationGuard } from './useOperationGuards.ts';
 
 export interface OperationLimits {
   maxDepth: number;
@@ -34,21 +35,18 @@ const checks: {
 /**
  * Rejects operations that are too deep, carry too many aliases or ask for too many root fields,
  * with OPERATION_LIMIT. It runs once the operation is parsed and validated and before the
- * gateway plans or executes it, so a rejected operation costs no subgraph a single request.
+ * gateway plans or executes it, so a rejected operation costs no subgraph a single request; and
+ * before the rate limits (useOperationGuards), so it costs the caller no token either.
  * (Size and token limits are checked earlier, on the raw request: requestLimits.ts.)
  */
-export function useOperationLimits(limits: OperationLimits): ApolloServerPlugin {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ document, operation }) {
-          // No such operation: execution reports it, and nothing is sent anywhere.
-          if (!operation) return;
-          const exceeded = operationLimitError(document, operation, limits);
-          if (exceeded) throw exceeded;
-        },
-      };
-    },
+export function operationLimitsGuard<TContext extends BaseContext>(
+  limits: OperationLimits,
+): OperationGuard<TContext> {
+  return async ({ document, operation }) => {
+    // No such operation: execution reports it, and nothing is sent anywhere.
+    if (!operation) return;
+    const exceeded = operationLimitError(document, operation, limits);
+    if (exceeded) throw exceeded;
   };
 }
 

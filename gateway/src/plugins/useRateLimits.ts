@@ -1,4 +1,4 @@
-import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { HeaderMap } from '@apollo/server';
 import { GraphQLError, OperationTypeNode } from 'graphql';
 import { ErrorCode } from '../../../lib/errors.ts';
 import type { Viewer } from '../../../lib/auth/tokens.ts';
@@ -7,6 +7,7 @@ import type { GatewayContext } from '../auth/createGatewayContext.ts';
 import { ipBucketKey } from '../rateLimits/ipBucketKey.ts';
 import type { BucketShape, TokenBuckets } from '../rateLimits/tokenBuckets.ts';
 import { rootFieldNames } from './rootFieldNames.ts';
+import type { OperationGuard } from './useOperationGuards.ts';
 
 /** Mutations that guess or create credentials: a stricter bucket, against brute force. */
 const AUTH_FIELDS = new Set(['logIn', 'signUp']);
@@ -22,33 +23,27 @@ export interface RateLimits {
 
 /**
  * Rate limits per operation, not per HTTP request: each operation of a batch is counted (Apollo
- * Server runs this hook once per operation), and a mutation with 100 aliased logIn fields costs
- * 100 auth tokens at once, so it is refused whole unless the bucket holds them all. It runs
- * after the operation limits and before execution: a refused operation reaches no subgraph.
+ * Server resolves each one apart), and a mutation with 100 aliased logIn fields costs 100 auth
+ * tokens at once, so it is refused whole unless the bucket holds them all. It runs after the
+ * operation limits (useOperationGuards keeps that order; as a plugin of its own it would run at
+ * the same time) and before planning: a refused operation reaches no subgraph.
  */
-export function useRateLimits({
+export function rateLimitsGuard({
   buckets,
   operations,
   auth,
   logger,
-}: RateLimits): ApolloServerPlugin<GatewayContext> {
+}: RateLimits): OperationGuard<GatewayContext> {
   const take = createBucketTaker(buckets, logger);
-
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ contextValue, document, operation }) {
-          if (!operation) return;
-          const ip = contextValue.clientIp;
-          await take(operationBucketKey(contextValue.viewer, ip), 1, operations, 'requests');
-          if (operation.operation !== OperationTypeNode.MUTATION) return;
-          const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
-          if (attempts > 0) {
-            await take(`auth:ip:${ipBucketKey(ip)}`, attempts, auth, 'sign-in and sign-up attempts');
-          }
-        },
-      };
-    },
+  return async ({ contextValue, document, operation }) => {
+    if (!operation) return;
+    const ip = contextValue.clientIp;
+    await take(operationBucketKey(contextValue.viewer, ip), 1, operations, 'requests');
+    if (operation.operation !== OperationTypeNode.MUTATION) return;
+    const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
+    if (attempts > 0) {
+      await take(`auth:ip:${ipBucketKey(ip)}`, attempts, auth, 'sign-in and sign-up attempts');
+    }
   };
 }
 
