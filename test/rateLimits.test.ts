@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, codesOf, expectCode, logIn } from './support/fixtures.ts';
 import { startObservedGateway, type ObservedGateway } from './support/startObservedGateway.ts';
-import { postGraphQL, startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import {
+  postGraphQL,
+  startTestSystem,
+  type GraphQLResponse,
+  type TestSystem,
+} from './support/startTestSystem.ts';
 
 /** Buckets that barely refill during a test: what a caller gets is its capacity. */
 const SLOW = '0.001';
@@ -100,14 +105,27 @@ describe('rate limits', () => {
     });
   });
 
-  it('100 aliased logIn attempts in one request do not get 100 tries', async () => {
+  it('100 aliased logIn attempts in one request do not get 100 tries, nor a hint to try again', async () => {
     await withGateway({}, async ({ url, calls }) => {
       // The right password is the last of the 100 guesses: were they all tried, one would win.
       const guesses = logInMutation(100, (i) => (i === 99 ? ADMIN.password : `wrong-${i}`));
-      const response = await postGraphQL<Record<string, { token: string } | null>>(url, { query: guesses });
+      const refused = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: guesses }),
+      });
+      const response = {
+        status: refused.status,
+        ...((await refused.json()) as Omit<GraphQLResponse<Record<string, unknown>>, 'status'>),
+      };
       expect(codesOf(response)).toEqual(['RATE_LIMITED']);
       expect(response.data ?? null).toBeNull();
       expect(calls['users']).toBe(0);
+      // 100 attempts never fit a bucket of 3: "try again in 1 s" would be a lie.
+      expect(refused.headers.get('retry-after')).toBeNull();
+      expect(response.errors?.[0]?.extensions).not.toHaveProperty('retryAfterSeconds');
+      expect(response.errors?.[0]?.extensions).toMatchObject({ cost: 100, capacity: 3 });
+      expect(response.errors?.[0]?.message).toMatch(/100 sign-in and sign-up attempts.*at most 3/);
       // Refused whole, it cost nothing: the bucket still holds its 3 attempts, then no more.
       for (let i = 0; i < 3; i++) {
         const wrong = await postGraphQL(url, { query: logInMutation(1, () => 'wrong') });

@@ -52,9 +52,26 @@ export function operationBucketKey(viewer: Viewer | null, ip: string): string {
   return viewer ? `ops:user:${viewer.id}` : `ops:ip:${ipBucketKey(ip)}`;
 }
 
-/** Takes `cost` tokens or throws RATE_LIMITED with a retry-after hint (extensions and header). */
+/**
+ * Takes `cost` tokens or throws RATE_LIMITED: with a retry-after hint (extensions and header) when
+ * waiting helps, without one when `cost` is more than the bucket ever holds (no wait would do).
+ */
 export function createBucketTaker(buckets: TokenBuckets, logger: Logger) {
   return async function take(key: string, cost: number, shape: BucketShape, what: string): Promise<void> {
+    if (cost > shape.capacity) {
+      logger.info({ key, cost, capacity: shape.capacity }, 'rate limited: more than a full bucket');
+      throw new GraphQLError(
+        `This operation makes ${cost} ${what} at once; at most ${shape.capacity} are allowed, so it is refused however long you wait. Send fewer.`,
+        {
+          extensions: {
+            code: ErrorCode.RATE_LIMITED,
+            cost,
+            capacity: shape.capacity,
+            http: { status: 429 },
+          },
+        },
+      );
+    }
     const result = await buckets.take(key, cost, shape);
     if (result.allowed) return;
     const retryAfterSeconds = Math.max(1, Math.ceil(result.retryAfterMs / 1_000));
