@@ -174,11 +174,47 @@ describe('subscriptions through the gateway over graphql-ws', () => {
     expect(closed.code).toBe(4408);
   });
 
-  it('closes the connection when its token expires (4403)', async () => {
-    const token = await bed.token(ALICE, 1);
-    const closed = await rawSocket({ authorization: `Bearer ${token}` });
-    expect(closed.code).toBe(4403);
-    expect(closed.reason).toMatch(/expired/i);
+  it('a connection serves its subscriptions until its token expires, then closes with 4403', async () => {
+    const token = await bed.token(ALICE, 4);
+    const expiresAt = expiryOf(token);
+    const socket = new WebSocket(bed.wsUrl, 'graphql-transport-ws');
+    const messages: { type: string; id?: string; payload?: { data?: Tick } }[] = [];
+    socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data)) as (typeof messages)[0]));
+    const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+      socket.once('close', (code, reason) => resolve({ code, reason: String(reason), at: Date.now() })),
+    );
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+    await eventually(
+      async () => messages.length,
+      (n) => n > 0,
+    );
+    expect(messages[0]).toEqual({ type: 'connection_ack' });
+
+    socket.send(
+      JSON.stringify({
+        id: 'live',
+        type: 'subscribe',
+        payload: { query: TICKS, variables: { channel: 'expiry' } },
+      }),
+    );
+    await upstreamReady('expiry');
+    bed.channel('expiry').publish({ n: 1, channel: 'expiry', widgetId: 'w1' });
+    await eventually(
+      async () => messages.filter((m) => m.type === 'next'),
+      (next) => next.length === 1,
+    );
+    expect(messages.find((m) => m.type === 'next')).toMatchObject({
+      id: 'live',
+      payload: { data: { ticks: { n: 1, viewerId: ALICE.id } } },
+    });
+
+    const { code, reason, at } = await closed;
+    expect(code).toBe(4403);
+    expect(reason).toMatch(/expired/i);
+    // Closed because the token ran out, not before (timers may fire a millisecond early).
+    expect(at).toBeGreaterThanOrEqual(expiresAt - 20);
+    await upstreamReady('expiry', 0);
   });
 
   it('refuses more subscriptions on one connection than allowed (RATE_LIMITED)', async () => {
@@ -262,6 +298,43 @@ describe('subscriptions through the gateway over graphql-ws', () => {
     expect(refused.status).toBe(401);
   });
 
+  it('over SSE, a subscription ends UNAUTHENTICATED when its token expires', async () => {
+    const token = await bed.token(ALICE, 4);
+    const expiresAt = expiryOf(token);
+    const client = createSseClient({ url: bed.url, headers: { authorization: `Bearer ${token}` } });
+    const events: { data?: Tick | null; errors?: { message: string; extensions?: { code?: string } }[] }[] =
+      [];
+    let completedAt: number | undefined;
+    const dispose = client.subscribe<Tick>(
+      { query: TICKS, variables: { channel: 'sse-expiry' } },
+      {
+        next: (e) => events.push(e as (typeof events)[0]),
+        error: (e) => events.push({ errors: [{ message: String(e) }] }),
+        complete: () => (completedAt = Date.now()),
+      },
+    );
+    await upstreamReady('sse-expiry');
+    bed.channel('sse-expiry').publish({ n: 1, channel: 'sse-expiry', widgetId: 'w1' });
+    await eventually(
+      async () => events.length,
+      (n) => n === 1,
+    );
+    expect(events[0]?.data?.ticks.n).toBe(1);
+
+    await eventually(
+      async () => completedAt,
+      (at) => at !== undefined,
+    );
+    expect(events).toHaveLength(2);
+    expect(events[1]?.errors?.map((e) => e.extensions?.code)).toEqual(['UNAUTHENTICATED']);
+    expect(events[1]?.errors?.[0]?.message).toMatch(/expired/i);
+    expect(completedAt).toBeGreaterThanOrEqual(expiresAt - 20);
+    // The stream is over: the upstream subscription it held is released.
+    await upstreamReady('sse-expiry', 0);
+    dispose();
+    client.dispose();
+  });
+
   it('queries still go through Apollo Server over HTTP at the same URL', async () => {
     const response = await fetch(bed.url, {
       method: 'POST',
@@ -270,6 +343,12 @@ describe('subscriptions through the gateway over graphql-ws', () => {
     });
     expect(await response.json()).toEqual({ data: { widget: { name: 'Widget w1' } } });
   });
+
+  /** When a token expires (ms since epoch), from its `exp` claim. */
+  function expiryOf(token: string): number {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number };
+    return claims.exp * 1000;
+  }
 
   async function rawSocket(init: Record<string, unknown> | null) {
     const socket = new WebSocket(bed.wsUrl, 'graphql-transport-ws');
