@@ -1,3 +1,4 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
@@ -296,6 +297,58 @@ describe('subscriptions through the gateway over graphql-ws', () => {
       body: JSON.stringify({ query: TICKS, variables: { channel: 'sse' } }),
     });
     expect(refused.status).toBe(401);
+  });
+
+  it('drops an event-stream subscriber too slow to read, while others on the same stream carry on', async () => {
+    const token = await bed.token(ALICE);
+    const query = 'subscription { ticks(channel: "slow-sse") { n padding } }';
+    const healthy = collect<Tick>(bed.client(token), query);
+    const body = JSON.stringify({ query });
+    const slow = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(
+        bed.url,
+        {
+          method: 'POST',
+          headers: {
+            accept: 'text/event-stream',
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            authorization: `Bearer ${token}`,
+          },
+        },
+        resolve,
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(slow.statusCode).toBe(200);
+    let received = '';
+    slow.setEncoding('utf8');
+    const ended = new Promise<void>((resolve) => {
+      slow.on('data', (chunk: string) => (received += chunk));
+      slow.on('error', () => {}); // "aborted": what a cut stream looks like to a client
+      slow.on('close', resolve);
+    });
+    await upstreamReady('slow-sse');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Stop reading: the kernel buffers fill, then the gateway's send buffer.
+    slow.pause();
+    const padding = 'x'.repeat(64 * 1024);
+    for (let n = 1; n <= 300; n += 1) {
+      bed.channel('slow-sse').publish({ n, channel: 'slow-sse', widgetId: 'w', padding });
+      if (n % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await eventually(
+      async () => healthy.events.length,
+      (n) => n === 300,
+    );
+    slow.resume();
+    await ended;
+    // Cut off mid-stream: not every event, and no `complete`.
+    expect(received.match(/^event: next$/gm)?.length ?? 0).toBeLessThan(300);
+    expect(received).not.toMatch(/^event: complete$/m);
+    expect(healthy.errors).toEqual([]);
+    healthy.dispose();
   });
 
   it('over SSE, a subscription ends UNAUTHENTICATED when its token expires', async () => {
