@@ -6,7 +6,6 @@ import {
   ApolloServerPluginLandingPageLocalDefault,
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
-import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express from 'express';
 import type { Secrets } from '../../lib/auth/resolveSecrets.ts';
@@ -24,6 +23,7 @@ import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
 import { createResultStringifier } from './execution/createResultStringifier.ts';
 import { withInflightDeduplication } from './execution/dedupeInflightQueries.ts';
+import { serveGraphQL } from './execution/serveGraphQL.ts';
 import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { createStatusRoutes } from './health/createStatusRoutes.ts';
 import { createRequestLimits } from './plugins/requestLimits.ts';
@@ -195,6 +195,7 @@ export function createGateway({
     fetcher: http.fetcher,
     timeoutMs: config.READY_TIMEOUT_MS,
     breakers,
+    dependencies: buckets.checks,
   });
   resources.defer(() => status.close());
   app.use(status.router);
@@ -205,7 +206,7 @@ export function createGateway({
     },
     async start({ port, host }) {
       if (started) throw new Error('gateway already started');
-      await buckets.connect();
+      await buckets.connect(); // never fails: an unreachable Redis means in-memory buckets for now
       await apollo.start();
       // apollo.stop() also drains the HTTP server, which must then be listening.
       resources.defer(() => (httpServer.listening ? apollo.stop() : gateway.stop()));
@@ -219,7 +220,7 @@ export function createGateway({
           maxTokens: config.OPERATION_MAX_TOKENS,
         }),
         traceRequests(observability.tracing.tracer),
-        expressMiddleware(apollo, { context: ({ req }) => createContext(req.headers, req.ip) }),
+        serveGraphQL(apollo, { context: ({ req }) => createContext(req.headers, req.ip) }),
       );
       const boundPort = await listen(httpServer, port, host);
       url = urlFor(host, boundPort, '/graphql');

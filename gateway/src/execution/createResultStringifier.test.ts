@@ -26,3 +26,14 @@ describe('the result stringifier', () => {
     expect(second).toBe(apolloDefault({ data, extensions: { requestId: 'r2' } }));
   });
 });
+
+describe('responses that are only a shared data tree', () => {
+  it('are one and the same string, so the bytes can be encoded once', () => {
+    const stringify = createResultStringifier();
+    const data = { products: [{ id: 'p1' }] };
+    const first = stringify({ errors: undefined, data, extensions: undefined });
+    const second = stringify({ errors: undefined, data, extensions: undefined });
+    expect(second).toBe(first);
+    expect(first).toBe(apolloDefault({ data }));
+  });
+});

@@ -10,26 +10,25 @@ import type { FormattedExecutionResult } from 'graphql';
  * (`JSON.stringify(value) + '\n'`, fields in the order Apollo gives them).
  */
 export function createResultStringifier(): (value: FormattedExecutionResult) => string {
-  const dataText = new WeakMap<object, string>();
+  /** Per data tree: its text, and the whole response when that is all the result holds. */
+  const texts = new WeakMap<object, { data: string; whole?: string }>();
   return (value) => {
+    const { data } = value;
+    if (data === null || typeof data !== 'object') return JSON.stringify(value) + '\n';
+    let text = texts.get(data);
+    if (!text) {
+      text = { data: JSON.stringify(data) };
+      texts.set(data, text);
+    }
+    const dataOnly = Object.entries(value).every(([key, field]) => key === 'data' || field === undefined);
+    // One string instance for every response that is only this data: the HTTP layer then
+    // encodes it to bytes once too (serveGraphQL).
+    if (dataOnly) return (text.whole ??= `{"data":${text.data}}\n`);
     const parts: string[] = [];
     for (const [key, field] of Object.entries(value)) {
       if (field === undefined) continue;
-      const text =
-        key === 'data' && field !== null && typeof field === 'object'
-          ? textOf(field as object)
-          : JSON.stringify(field);
-      parts.push(`${JSON.stringify(key)}:${text}`);
+      parts.push(`${JSON.stringify(key)}:${key === 'data' ? text.data : JSON.stringify(field)}`);
     }
     return `{${parts.join(',')}}\n`;
   };
-
-  function textOf(data: object): string {
-    let text = dataText.get(data);
-    if (text === undefined) {
-      text = JSON.stringify(data);
-      dataText.set(data, text);
-    }
-    return text;
-  }
 }
