@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../../../lib/clock.ts';
 import { createEventHub } from '../../../lib/graphql/createEventHub.ts';
 import { liveValue } from '../../../lib/graphql/liveValue.ts';
 import type { Logger } from '../../../lib/logger.ts';
@@ -26,26 +27,29 @@ export function createMetricsFeed({
   store,
   logger,
   intervalMs = METRICS_PUSH_INTERVAL_MS,
+  clock = systemClock,
 }: {
-  store: AnalyticsStore;
+  store: Pick<AnalyticsStore, 'snapshot' | 'version'>;
   logger: Logger;
   intervalMs?: number;
+  /** The throttle's and the poll's time. */
+  clock?: Clock;
 }) {
   const hub = createEventHub<MetricsSnapshot>();
   let lastPushedVersion = -1;
   let lastPushAt = 0;
   let pending = false;
   let pushing: Promise<void> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let poller: NodeJS.Timeout | undefined;
+  let cancelPush: (() => void) | undefined;
+  let cancelPoll: (() => void) | undefined;
   let polling = false;
   let stopped = false;
 
   function schedule(): void {
-    if (stopped || timer || pushing || !pending) return;
-    const waitMs = Math.max(0, lastPushAt + intervalMs - Date.now());
-    timer = setTimeout(() => {
-      timer = undefined;
+    if (stopped || cancelPush || pushing || !pending) return;
+    const waitMs = Math.max(0, lastPushAt + intervalMs - clock.now());
+    cancelPush = clock.setTimeout(() => {
+      cancelPush = undefined;
       pushing = push().finally(() => {
         pushing = undefined;
         schedule();
@@ -55,7 +59,7 @@ export function createMetricsFeed({
 
   async function push(): Promise<void> {
     pending = false;
-    lastPushAt = Date.now();
+    lastPushAt = clock.now();
     if (hub.size === 0) return;
     try {
       const snapshot = await store.snapshot();
@@ -89,7 +93,13 @@ export function createMetricsFeed({
 
     start(): void {
       stopped = false;
-      poller ??= setInterval(() => void poll(), intervalMs);
+      const pollEveryInterval = () => {
+        cancelPoll = clock.setTimeout(() => {
+          pollEveryInterval();
+          void poll();
+        }, intervalMs);
+      };
+      if (!cancelPoll) pollEveryInterval();
     },
 
     /**
@@ -142,10 +152,10 @@ export function createMetricsFeed({
     /** Ends every subscription and the timers. Idempotent. */
     async stop(): Promise<void> {
       stopped = true;
-      clearInterval(poller);
-      poller = undefined;
-      clearTimeout(timer);
-      timer = undefined;
+      cancelPoll?.();
+      cancelPoll = undefined;
+      cancelPush?.();
+      cancelPush = undefined;
       await pushing;
       hub.close();
     },
