@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Where a CPU profile's time went: `node --import tsx bench/profile/summarizeProfile.ts
- * <file.cpuprofile> [top]`. Prints self time by function and by package (node_modules/<pkg>,
- * node: internals, this project's files), as markdown tables.
+ * <file.cpuprofile> [top] [fromSeconds] [toSeconds]`. Prints self time by function and by package
+ * (node_modules/<pkg>, node: internals, this project's files), as markdown tables. With a window,
+ * only the samples that many seconds after the profile's start count (one phase of a benchmark).
  */
 interface ProfileNode {
   id: number;
@@ -16,15 +17,21 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
-if (!file) throw new Error('usage: summarizeProfile.ts <file.cpuprofile> [top]');
+const [file, topArg, fromArg, toArg] = process.argv.slice(2);
+if (!file) throw new Error('usage: summarizeProfile.ts <file.cpuprofile> [top] [fromSeconds] [toSeconds]');
 const top = Number(topArg ?? 25);
+const fromMicros = Number(fromArg ?? 0) * 1e6;
+const toMicros = toArg === undefined ? Number.POSITIVE_INFINITY : Number(toArg) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 const selfMicros = new Map<number, number>();
-profile.samples.forEach((id, i) =>
-  selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)),
-);
+let elapsedMicros = 0;
+profile.samples.forEach((id, i) => {
+  const delta = profile.timeDeltas[i] ?? 0;
+  elapsedMicros += delta;
+  if (elapsedMicros < fromMicros || elapsedMicros > toMicros) return;
+  selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta);
+});
 const total = [...selfMicros.values()].reduce((a, b) => a + b, 0);
 
 function packageOf(url: string): string {
@@ -56,6 +63,8 @@ const table = (title: string, rows: Map<string, number>) => {
   }
   console.log('');
 };
-console.log(`Profile ${file}: ${(total / 1e6).toFixed(1)} s sampled.\n`);
+const window =
+  fromArg === undefined ? '' : ` between ${fromArg} s and ${toArg === undefined ? 'the end' : `${toArg} s`}`;
+console.log(`Profile ${file}: ${(total / 1e6).toFixed(1)} s sampled${window}.\n`);
 table('package', byPackage);
 table('function', byFunction);
