@@ -17,7 +17,7 @@ import { createAnalyticsService } from '../subgraphs/analytics/src/server.ts';
 import { createNotificationsService } from '../subgraphs/notifications/src/server.ts';
 import type { Mailer } from '../subgraphs/notifications/src/mailer.ts';
 import type { EventStream } from '../lib/messaging/eventStream.ts';
-import { createOrdersService } from '../subgraphs/orders/src/server.ts';
+import { createOrdersService, type OrdersSiblings } from '../subgraphs/orders/src/server.ts';
 import type { PaymentProvider } from '../subgraphs/payments/src/paymentProvider.ts';
 import { createPaymentsService } from '../subgraphs/payments/src/server.ts';
 import { createProductsService } from '../subgraphs/products/src/server.ts';
@@ -29,6 +29,7 @@ type SystemFactory = (deps: SubgraphDeps, started: Partial<Record<SubgraphName, 
 function subgraphFactories(
   mailer: Mailer | undefined,
   provider: PaymentProvider | undefined,
+  ordersSiblings: Partial<OrdersSiblings> = {},
 ): [SubgraphName, SystemFactory][] {
   return [
     ['users', (deps) => createUsersService(deps)],
@@ -39,9 +40,9 @@ function subgraphFactories(
       (deps, started) =>
         createOrdersService(deps, {
           siblings: {
-            users: started.users!.url,
-            products: started.products!.url,
-            payments: started.payments!.url,
+            users: ordersSiblings.users ?? started.users!.url,
+            products: ordersSiblings.products ?? started.products!.url,
+            payments: ordersSiblings.payments ?? started.payments!.url,
           },
         }),
     ],
@@ -70,6 +71,11 @@ export interface SystemOptions {
    * (a test that kills a real orders process). They have no entry in `System.subgraphs`.
    */
   external?: Partial<Record<SubgraphName, string>>;
+  /**
+   * Where the orders saga calls its siblings, when not straight at them: a test's proxy that
+   * cuts, holds or delays those calls while the gateway still reaches every subgraph.
+   */
+  ordersSiblings?: Partial<OrdersSiblings>;
 }
 
 export interface System {
@@ -123,7 +129,7 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     resources.defer(() => queue.close());
     const subgraphs = {} as System['subgraphs'];
     const factories = new Map(
-      subgraphFactories(options.mailer, options.paymentProvider).filter(
+      subgraphFactories(options.mailer, options.paymentProvider, options.ordersSiblings).filter(
         ([name]) => !options.external?.[name],
       ),
     );

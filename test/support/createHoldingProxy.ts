@@ -9,7 +9,11 @@ export type ProxyAction =
   /** Forwards the request at once, keeps the reply until released (the callee acted, the caller never heard). */
   | 'hold-reply'
   /** Answers with a GraphQL error of this code, never forwarding. */
-  | { errorCode: string };
+  | { errorCode: string }
+  /** Cuts the connection without forwarding: the callee is unreachable. */
+  | 'disconnect'
+  /** Forwards, and cuts the caller's connection at once: the callee acts, the caller never hears. */
+  | 'drop-reply';
 
 export interface ProxyRule {
   /** The operation's first root field, e.g. `chargePayment`. */
@@ -17,6 +21,8 @@ export interface ProxyRule {
   /** Narrows the rule to some requests (by their variables); all of the field's by default. */
   when?: (variables: Record<string, unknown>) => boolean;
   action: ProxyAction;
+  /** Applies to this many matching requests, then no more; every one by default. */
+  times?: number;
 }
 
 export interface SeenRequest {
@@ -91,12 +97,20 @@ export function createHoldingProxy() {
     }
     const entry: SeenRequest = { route, field: rootField(request.query), variables: request.variables ?? {} };
     seen.push(entry);
-    const rule = rules.find((r) => r.field === entry.field && (r.when?.(entry.variables) ?? true));
+    const rule = rules.find(
+      (r) => r.field === entry.field && (r.times ?? 1) > 0 && (r.when?.(entry.variables) ?? true),
+    );
+    if (rule?.times !== undefined) rule.times -= 1;
     const send = (result: Awaited<ReturnType<typeof forward>>) =>
       reply(res, result.status, result.contentType, result.body);
     const fail = (error: unknown) => reply(res, 502, 'text/plain', String(error));
     if (!rule) return forward(target, req, body).then(send, fail);
     const { action } = rule;
+    if (action === 'disconnect') return void res.destroy();
+    if (action === 'drop-reply') {
+      void forward(target, req, body).catch(() => undefined);
+      return void res.destroy();
+    }
     if (typeof action === 'object') {
       const error = {
         message: `${entry.field} refused by the test proxy`,
@@ -131,9 +145,14 @@ export function createHoldingProxy() {
     route(route: string, targetUrl: string) {
       targets.set(route, targetUrl);
     },
-    /** Adds a rule; the first matching rule applies. */
-    add(rule: ProxyRule) {
-      rules.push(rule);
+    /** Adds a rule; the first matching rule applies. Returns what takes it away again. */
+    add(rule: ProxyRule): () => void {
+      const added = { ...rule };
+      rules.push(added);
+      return () => {
+        const index = rules.indexOf(added);
+        if (index >= 0) rules.splice(index, 1);
+      };
     },
     /** Drops every rule and lets every held request or reply through. */
     releaseAll() {

@@ -43,7 +43,7 @@ export async function startTestSystem(
   {
     logDestination,
     ...options
-  }: Pick<SystemOptions, 'mailer' | 'paymentProvider' | 'external' | 'schemaPrefix'> & {
+  }: Pick<SystemOptions, 'mailer' | 'paymentProvider' | 'external' | 'schemaPrefix' | 'ordersSiblings'> & {
     logDestination?: DestinationStream;
   } = {},
 ): Promise<TestSystem> {
