@@ -125,6 +125,21 @@ export const configSchema = z
      * third of it). A killed replica's sagas are taken over by another once it lapses.
      */
     ORDER_SAGA_LEASE_MS: z.coerce.number().int().min(100).default(15_000),
+    /**
+     * How long a saga step before the charge (VALIDATE_USER, RESERVE_STOCK, CHARGE_PAYMENT) keeps
+     * retrying a dependency that is down before the order is cancelled, its reason naming the
+     * service. Short outages are waited out; the customer is not kept waiting forever. Well below
+     * the reservation's lifetime (15 min), so stock held meanwhile is still there to confirm.
+     * CONFIRM_ORDER and compensation have no deadline: once paid, an order rolls forward, and
+     * money and stock always go back.
+     */
+    ORDER_SAGA_STEP_DEADLINE_MS: z.coerce.number().int().min(0).default(120_000),
+    /** Longest pause between a saga step's attempts after transient failures (the first is 500 ms, doubling). */
+    ORDER_SAGA_RETRY_MAX_BACKOFF_MS: z.coerce.number().int().positive().default(30_000),
+    /** Per chargePayment call: above payments' worst case (~11 s: three provider calls of 3 s, backoffs). */
+    ORDER_SAGA_CHARGE_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
+    /** How long products holds an order's units before they expire unconfirmed; unset: products' default (15 min). */
+    ORDER_RESERVATION_TTL_SECONDS: z.coerce.number().int().positive().max(86_400).optional(),
     /** How long /ready waits for each subgraph before calling it down. */
     READY_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
     /** A graphql-ws client must send connection_init within this, or the socket closes (4408). */
@@ -176,7 +191,10 @@ export const configSchema = z
      * ORDER_SAGA_WAIT_MS: placeOrder legitimately takes that long.
      */
     SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
-    /** Consecutive failures (unreachable, timeout, 5xx) that open a subgraph's circuit. */
+    /**
+     * Consecutive failures (unreachable, timeout, 5xx) that open a subgraph's circuit, at the
+     * gateway and in the orders saga's calls to its siblings.
+     */
     SUBGRAPH_BREAKER_THRESHOLD: z.coerce.number().int().positive().default(5),
     /** How long an open circuit fails fast before letting one trial request through. */
     SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS: z.coerce.number().int().positive().default(10_000),

@@ -174,6 +174,45 @@ async function settled(ids: string[]): Promise<Order[]> {
   );
 }
 
+/**
+ * The order-events the orders process wrote for an order, from its outbox: every event it
+ * publishes, in order, whether or not a broker this test process can read carries them (on the
+ * embedded default the process has its own in-memory stream). Embedded, its PGlite may be opened
+ * by one process only: the orders process is killed for the read and started again after.
+ */
+async function eventsWrittenFor(orderId: string): Promise<EventEnvelope[]> {
+  const schema = `${schemaPrefix}orders`;
+  const read = async (db: Database) => {
+    const rows = await db.query<{ envelope: EventEnvelope | string }>(
+      'SELECT envelope FROM outbox WHERE aggregate_id = $1 ORDER BY id',
+      [orderId],
+    );
+    return rows.map((row) =>
+      typeof row.envelope === 'string' ? (JSON.parse(row.envelope) as EventEnvelope) : row.envelope,
+    );
+  };
+  if (config.DATABASE_URL) {
+    const db = createPostgresDatabase({ url: config.DATABASE_URL, schema });
+    try {
+      return await read(db);
+    } finally {
+      await db.close();
+    }
+  }
+  await orders!.kill();
+  const db = createPgliteDatabase({
+    pglite: await createEmbeddedPostgres(join(dataDir, schema)),
+    schema,
+    ownsInstance: true,
+  });
+  try {
+    return await read(db);
+  } finally {
+    await db.close();
+    orders = await startOrders();
+  }
+}
+
 /** What the card processor did for an order: its captures, and the refunds of those. */
 function processorRecordsOf(orderId: string) {
   const captures = provider
@@ -251,6 +290,7 @@ describe('orders killed with SIGKILL mid-saga', () => {
         RESERVE_STOCK: 'SUCCEEDED',
         CHARGE_PAYMENT: 'FAILED',
         CONFIRM_ORDER: 'PENDING',
+        RELEASE_STOCK: 'RUNNING',
       },
     ]);
     expect(before[3]!.saga.state).toBe('COMPENSATING');
@@ -282,7 +322,9 @@ describe('orders killed with SIGKILL mid-saga', () => {
       RESERVE_STOCK: 'COMPENSATED',
       CHARGE_PAYMENT: 'FAILED',
       CONFIRM_ORDER: 'SKIPPED',
+      RELEASE_STOCK: 'SUCCEEDED',
     });
+    expect(attempts(after[3]!, 'RELEASE_STOCK')).toBe(2);
     expect(after[3]!.failureReason).toContain('declined');
     expect(after.slice(0, 3).map((o) => o.payment)).toEqual(
       after.slice(0, 3).map((o) => ({ status: 'CAPTURED', amountCents: o.totalCents, refundedCents: 0 })),
@@ -290,21 +332,29 @@ describe('orders killed with SIGKILL mid-saga', () => {
     await expectConserved(after, 10);
   }, 60_000);
 
-  it('while refunding a charge whose order could not be confirmed: refunded exactly once after the restart', async () => {
+  it('while refunding a charge whose order could not be confirmed: refunded exactly once after the restart, and PaymentRefunded written once', async () => {
     const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_505 });
     // The commit is refused for good, so the saga must refund; the refund reaches payments but
     // its reply never comes back before the kill.
     proxy.add({ field: 'commitReservation', action: { errorCode: 'RESERVATION_NOT_HELD' } });
-    proxy.add({ field: 'refundPayment', action: 'hold-reply' });
+    proxy.add({ field: 'voidCharge', action: 'hold-reply' });
     const id = await place(product.id, 3, 'tok_visa');
     await eventually(
       async () => proxy.held().map((h) => h.field),
-      (fields) => fields.includes('refundPayment'),
+      (fields) => fields.includes('voidCharge'),
     );
     const before = await orderById(id);
     expect(before.saga.state).toBe('COMPENSATING');
-    expect(steps(before)).toMatchObject({ CHARGE_PAYMENT: 'SUCCEEDED', CONFIRM_ORDER: 'FAILED' });
+    expect(steps(before)).toEqual({
+      VALIDATE_USER: 'SUCCEEDED',
+      RESERVE_STOCK: 'SUCCEEDED',
+      CHARGE_PAYMENT: 'SUCCEEDED',
+      CONFIRM_ORDER: 'FAILED',
+      REFUND_PAYMENT: 'RUNNING',
+      RELEASE_STOCK: 'PENDING',
+    });
     expect(processorRecordsOf(id).refunds).toHaveLength(1); // refunded, but orders never heard
+    expect(before.payment?.status).toBe('REFUNDED');
 
     await killAndRestart();
 
@@ -315,11 +365,27 @@ describe('orders killed with SIGKILL mid-saga', () => {
       RESERVE_STOCK: 'COMPENSATED',
       CHARGE_PAYMENT: 'COMPENSATED',
       CONFIRM_ORDER: 'FAILED',
+      REFUND_PAYMENT: 'SUCCEEDED',
+      RELEASE_STOCK: 'SUCCEEDED',
     });
+    // The refund ran again after the restart (payments answered it was done), the release once.
+    expect([attempts(after!, 'REFUND_PAYMENT'), attempts(after!, 'RELEASE_STOCK')]).toEqual([2, 1]);
     expect(after!.payment).toEqual({ status: 'REFUNDED', amountCents: 3 * 1_505, refundedCents: 3 * 1_505 });
     expect(processorRecordsOf(id)).toMatchObject({ captures: [{}], refunds: [{}] });
     await expectConserved([after!], 10);
-  }, 60_000);
+    // The refund was announced by the attempt that heard of it, after the restart: once.
+    const written = await eventsWrittenFor(id);
+    expect(written.map((e) => e.eventType)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentCaptured',
+      'PaymentRefunded',
+      'StockReleased',
+      'OrderCancelled',
+    ]);
+    expect(written.map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(written[3]!.data).toMatchObject({ orderId: id, totalCents: 3 * 1_505 });
+  }, 90_000);
 });
 
 describe('orders replicas in the test process, their siblings behind the proxy', () => {

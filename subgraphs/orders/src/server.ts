@@ -11,7 +11,7 @@ import { subgraphPort, subgraphUrlOverride } from '../../../lib/config.ts';
 import { outboxMigrations } from '../../../lib/outbox/appendEvent.ts';
 import { createOutboxRelay } from '../../../lib/outbox/createOutboxRelay.ts';
 import { createOrderStatusFeed } from './createOrderStatusFeed.ts';
-import { createSagaRunner } from './saga/createSagaRunner.ts';
+import { createSagaRunner, DEFAULT_SAGA_TIMING } from './saga/createSagaRunner.ts';
 import { createSubgraphClient } from './saga/createSubgraphClient.ts';
 import { createPlaceOrder } from './saga/placeOrder.ts';
 import { createSagaStore, SAGA_STEPS } from './saga/sagaStore.ts';
@@ -47,8 +47,16 @@ export function createOrdersService(
   const sagaStore = createSagaStore(db, { owner: randomUUID(), leaseMs: config.ORDER_SAGA_LEASE_MS });
   const statusFeed = createOrderStatusFeed({ stream, logger });
   const abort = new AbortController();
+  // The same breaker settings as the gateway's in front of the same subgraphs.
   const clientFor = (name: keyof OrdersSiblings) =>
-    createSubgraphClient({ name, url: siblings[name], credentials, signal: abort.signal });
+    createSubgraphClient({
+      name,
+      url: siblings[name],
+      credentials,
+      signal: abort.signal,
+      breakerThreshold: config.SUBGRAPH_BREAKER_THRESHOLD,
+      halfOpenAfterMs: config.SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS,
+    });
   const clients = {
     users: clientFor('users'),
     products: clientFor('products'),
@@ -74,6 +82,16 @@ export function createOrdersService(
     abort,
     leaseMs: config.ORDER_SAGA_LEASE_MS,
     metrics: deps.observability.metrics,
+    timing: {
+      stepDeadlineMs: config.ORDER_SAGA_STEP_DEADLINE_MS,
+      maxBackoffMs: config.ORDER_SAGA_RETRY_MAX_BACKOFF_MS,
+      initialBackoffMs: Math.min(
+        DEFAULT_SAGA_TIMING.initialBackoffMs,
+        config.ORDER_SAGA_RETRY_MAX_BACKOFF_MS,
+      ),
+      chargeTimeoutMs: config.ORDER_SAGA_CHARGE_TIMEOUT_MS,
+      reservationTtlSeconds: config.ORDER_RESERVATION_TTL_SECONDS,
+    },
   });
   const placeOrder = createPlaceOrder({
     store: sagaStore,

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Role } from '../../../../lib/auth/tokens.ts';
 import type { Logger } from '../../../../lib/logger.ts';
 import type { Metrics } from '../../../../lib/observability/createMetrics.ts';
@@ -5,11 +6,16 @@ import { createPollingLoop } from '../../../../lib/resilience/createPollingLoop.
 import type { SubgraphClient } from './createSubgraphClient.ts';
 import { SubgraphCallError } from './createSubgraphClient.ts';
 import {
+  COMPENSATION_OF,
+  isCompensationStep,
   SAGA_STEPS,
   SagaLeaseLostError,
+  type CompensatedStepName,
+  type CompensationStepName,
   type SagaOrder,
   type SagaStepName,
   type SagaStore,
+  type StepName,
   type Transition,
 } from './sagaStore.ts';
 
@@ -24,36 +30,75 @@ class StepFailure extends Error {
   constructor(
     message: string,
     readonly transition: Transition = {},
+    /** The step gave up without an answer: its call may have taken effect, so it is undone too. */
+    readonly mayHaveApplied = false,
   ) {
     super(message);
   }
 }
 
+/** A call that may work later (service down, timeout, a charge still running): the step is retried. */
+class TransientFailure extends Error {}
+
 /** The runner is stopping: the step is abandoned as it is, and resumed on the next start. */
 class Abandoned extends Error {}
 
-/** A charge can take ~11 s inside payments (three provider attempts with timeouts). */
-export const CHARGE_TIMEOUT_MS = 15_000;
+/** How the saga waits on its dependencies; see lib/config.ts (ORDER_SAGA_*) for the reasons. */
+export interface SagaTiming {
+  /** Before the charge is captured, a step gives up on a dependency unavailable this long. */
+  stepDeadlineMs: number;
+  /** Pause before a step's next attempt after a transient failure: doubles, with jitter, up to the max. */
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** Per chargePayment call: a charge can take ~11 s inside payments (three provider attempts). */
+  chargeTimeoutMs: number;
+  /** How long products holds the order's units; unset: products' default. */
+  reservationTtlSeconds?: number;
+}
+
+export const DEFAULT_SAGA_TIMING: SagaTiming = {
+  stepDeadlineMs: 120_000,
+  initialBackoffMs: 500,
+  maxBackoffMs: 30_000,
+  chargeTimeoutMs: 15_000,
+};
 
 const USER_QUERY = `query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id email } } }`;
 const RESERVE = `mutation($input: ReserveStockInput!) { reserveStock(input: $input) { id status reason } }`;
 const RELEASE = `mutation($key: String) { releaseReservation(idempotencyKey: $key) { id status reason } }`;
 const COMMIT = `mutation($id: ID!) { commitReservation(id: $id) { id status } }`;
 const CHARGE = `mutation($input: ChargePaymentInput!) { chargePayment(input: $input) { status reason payment { id } } }`;
-const PAYMENT_OF_ORDER = `query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { payment { id status } } } }`;
-const REFUND = `mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { id status } }`;
+const VOID = `mutation($input: VoidChargeInput!) { voidCharge(input: $input) { status payment { id } } }`;
 
 export const reserveKey = (orderId: string) => `${orderId}:reserve-stock`;
+export const chargeKey = (orderId: string) => `${orderId}:charge`;
+
+/** The service each step calls, for the reason of a step that gave up on it. */
+const SERVICE_OF: Record<StepName, keyof SagaClients> = {
+  VALIDATE_USER: 'users',
+  RESERVE_STOCK: 'products',
+  CHARGE_PAYMENT: 'payments',
+  CONFIRM_ORDER: 'products',
+  REFUND_PAYMENT: 'payments',
+  RELEASE_STOCK: 'products',
+};
 
 /**
  * The order saga: VALIDATE_USER → RESERVE_STOCK → CHARGE_PAYMENT → CONFIRM_ORDER, then on a
- * failure compensation in reverse order (refund, release stock). Every transition is recorded
- * (with its events) before the next call, and every call carries a key derived from the order
- * and step, so a saga resumed after a crash re-runs its last step without applying it twice.
+ * failure compensation in reverse order (REFUND_PAYMENT, RELEASE_STOCK). Every transition is
+ * recorded (with its events) before the next call, and every call carries a key derived from the
+ * order and step, so a saga resumed after a crash re-runs its last step without applying it twice.
+ *
+ * A call that fails transiently (after the client's own retries) is not an answer: the step stays
+ * RUNNING and is tried again with backoff, under the saga's lease. Before the charge is captured
+ * a step gives up after `stepDeadlineMs` and the saga compensates, undoing that step too (by key:
+ * its call may have landed). CONFIRM_ORDER never gives up on an outage: the customer has paid, so
+ * the order rolls forward until products answers. Compensation never gives up on an outage either:
+ * only a definitive refusal ends a saga FAILED, with the refusal in the step log.
  *
  * Several replicas may share the orders database: a saga runs only under its lease (sagaStore),
- * which the runner renews every third of `leaseMs` while it runs. The same round takes over
- * in-flight sagas whose lease lapsed (their replica was killed), so they need no restart.
+ * which the runner renews every third of `leaseMs` while it runs, retries and pauses included.
+ * The same round takes over in-flight sagas whose lease lapsed (their replica was killed).
  */
 export function createSagaRunner({
   store,
@@ -62,6 +107,8 @@ export function createSagaRunner({
   abort,
   leaseMs,
   metrics,
+  timing: timingOverrides = {},
+  random = Math.random,
 }: {
   store: SagaStore;
   clients: SagaClients;
@@ -72,18 +119,24 @@ export function createSagaRunner({
   leaseMs: number;
   /** `saga_outcomes_total` and `saga_step_duration_seconds`. */
   metrics?: Metrics;
+  timing?: Partial<SagaTiming>;
+  /** Jitter of the backoffs. */
+  random?: () => number;
 }) {
+  const timing: SagaTiming = { ...DEFAULT_SAGA_TIMING, ...timingOverrides };
   const outcomes = metrics?.counter({
     name: 'saga_outcomes_total',
-    help: 'Order sagas that ended, by outcome (confirmed, cancelled)',
+    help: 'Order sagas that ended, by outcome (confirmed; cancelled; failed: a compensation was refused)',
     labelNames: ['outcome'],
   });
   const stepDuration = metrics?.histogram({
     name: 'saga_step_duration_seconds',
-    help: 'Time a saga step spent calling its service, retries included, by step and outcome',
+    help: 'Time one attempt of a saga step spent calling its service, by step and outcome (retried: a transient failure)',
     labelNames: ['step', 'outcome'],
   });
   const running = new Map<string, Promise<void>>();
+  // Wakes backoff pauses on stop, so a stopping runner never waits out a retry.
+  const stopped = new AbortController();
   let stopping = false;
   const leases = createPollingLoop({
     name: 'saga leases',
@@ -97,17 +150,82 @@ export function createSagaRunner({
   });
 
   const asUser = (order: SagaOrder) => ({ id: order.userId, role: Role.CUSTOMER });
+  const stepOf = (order: SagaOrder, name: StepName) => order.steps.find((s) => s.name === name);
 
   function checkStopping() {
     if (stopping) throw new Abandoned('saga runner stopping');
   }
 
-  /** A call's failure: abandoned when stopping, a step failure otherwise (retries are done). */
-  function failureOf(error: unknown): Error {
+  /** A call's failure as the saga sees it; unexpected errors (the database) are returned as they are. */
+  function classify(error: unknown): Error {
     if (stopping) return new Abandoned('saga runner stopping');
-    if (error instanceof StepFailure) return error;
-    if (error instanceof SubgraphCallError) return new StepFailure(error.message);
+    if (error instanceof StepFailure || error instanceof TransientFailure) return error;
+    if (error instanceof SubgraphCallError) {
+      return error.transient ? new TransientFailure(error.message) : new StepFailure(error.message);
+    }
     return error instanceof Error ? error : new Error(String(error));
+  }
+
+  /** Capped exponential backoff with jitter (half fixed, half random) before attempt `attempts + 1`. */
+  function backoffMs(attempts: number): number {
+    const ceiling = Math.min(timing.maxBackoffMs, timing.initialBackoffMs * 2 ** Math.max(0, attempts - 1));
+    return ceiling / 2 + (random() * ceiling) / 2;
+  }
+
+  async function pause(ms: number): Promise<void> {
+    try {
+      await delay(ms, undefined, { signal: stopped.signal });
+    } catch {
+      throw new Abandoned('saga runner stopping');
+    }
+  }
+
+  /**
+   * Runs one step until it has an outcome: attempts (each counted in the log), transient failures
+   * recorded on the step and retried after a pause, until `onTransient` turns one into a failure.
+   */
+  async function attemptUntilDone(
+    initial: SagaOrder,
+    name: StepName,
+    call: (order: SagaOrder) => Promise<Transition>,
+    onTransient: (order: SagaOrder, failure: TransientFailure) => StepFailure | null,
+  ): Promise<{ order: SagaOrder; outcome: Transition } | { order: SagaOrder; failure: StepFailure }> {
+    let order = initial;
+    for (;;) {
+      checkStopping();
+      order = await store.apply(order.id, { steps: [{ name, status: 'RUNNING', attempt: true }] });
+      const started = performance.now();
+      const observe = (result: string) =>
+        stepDuration?.observe({ step: name, outcome: result }, (performance.now() - started) / 1000);
+      let failure: Error;
+      try {
+        const outcome = await call(order);
+        observe('succeeded');
+        return { order, outcome };
+      } catch (error) {
+        failure = classify(error);
+      }
+      if (failure instanceof TransientFailure) {
+        observe('retried');
+        order = await store.apply(order.id, { steps: [{ name, status: 'RUNNING', error: failure.message }] });
+        const givenUp = onTransient(order, failure);
+        if (givenUp) return { order, failure: givenUp };
+        const attempts = stepOf(order, name)?.attempts ?? 1;
+        const waitMs = backoffMs(attempts);
+        logger.warn(
+          { orderId: order.id, step: name, attempts, retryInMs: Math.round(waitMs), reason: failure.message },
+          'saga step failed transiently; retrying',
+        );
+        await pause(waitMs);
+        continue;
+      }
+      if (failure instanceof StepFailure) {
+        observe('failed');
+        return { order, failure };
+      }
+      observe('interrupted');
+      throw failure;
+    }
   }
 
   async function execute(step: SagaStepName, order: SagaOrder): Promise<Transition> {
@@ -130,6 +248,7 @@ export function createSagaRunner({
             idempotencyKey: reserveKey(order.id),
             orderId: order.id,
             items: order.items.map(({ productId, quantity }) => ({ productId, quantity })),
+            ...(timing.reservationTtlSeconds ? { ttlSeconds: timing.reservationTtlSeconds } : {}),
           },
         });
         if (reserveStock.status !== 'HELD') {
@@ -149,17 +268,18 @@ export function createSagaRunner({
           CHARGE,
           {
             input: {
-              idempotencyKey: `${order.id}:charge`,
+              idempotencyKey: chargeKey(order.id),
               orderId: order.id,
               userId: order.userId,
               amountCents: order.totalCents,
               paymentToken: order.paymentToken,
             },
           },
-          { timeoutMs: CHARGE_TIMEOUT_MS },
+          { timeoutMs: timing.chargeTimeoutMs },
         );
         const paymentId = chargePayment.payment.id;
         if (chargePayment.status !== 'CAPTURED') {
+          // Payments' answer, even FAILED after its own retries (tok_timeout): nothing was taken.
           const reason = chargePayment.reason ?? `payment ${chargePayment.status.toLowerCase()}`;
           throw new StepFailure(reason, {
             order: { paymentId },
@@ -171,6 +291,8 @@ export function createSagaRunner({
       case 'CONFIRM_ORDER': {
         const reservationId = order.reservationId;
         if (!reservationId) throw new StepFailure('no stock reservation to commit');
+        // Idempotent for a COMMITTED reservation: a commit whose reply was lost is confirmed on
+        // the next attempt. RESERVATION_NOT_HELD (expired, released) is final: the saga refunds.
         await clients.products.request(COMMIT, { id: reservationId });
         return {
           order: { status: 'CONFIRMED', sagaState: 'COMPLETED' },
@@ -180,115 +302,151 @@ export function createSagaRunner({
     }
   }
 
+  /**
+   * The compensation steps a failure calls for, in the order they run: a forward step is undone
+   * when it succeeded, or when it is the failed one but may have landed (it gave up unanswered).
+   */
+  function compensationsFor(
+    order: SagaOrder,
+    failed: { name: SagaStepName; mayHaveApplied: boolean },
+  ): CompensationStepName[] {
+    const undo = (name: CompensatedStepName) =>
+      stepOf(order, name)?.status === 'SUCCEEDED' || (failed.name === name && failed.mayHaveApplied);
+    return (['CHARGE_PAYMENT', 'RESERVE_STOCK'] as const).filter(undo).map((name) => COMPENSATION_OF[name]);
+  }
+
   async function forward(initial: SagaOrder): Promise<SagaOrder> {
     let order = initial;
     for (const name of SAGA_STEPS) {
-      const step = order.steps.find((s) => s.name === name);
+      const step = stepOf(order, name);
       if (!step || step.status === 'SUCCEEDED' || step.status === 'SKIPPED') continue;
-      checkStopping();
-      order = await store.apply(order.id, { steps: [{ name, status: 'RUNNING' }] });
-      let outcome: Transition;
-      const started = performance.now();
-      const observe = (result: string) =>
-        stepDuration?.observe({ step: name, outcome: result }, (performance.now() - started) / 1000);
-      try {
-        outcome = await execute(name, order);
-        observe('succeeded');
-      } catch (error) {
-        const failure = failureOf(error);
-        observe(failure instanceof StepFailure ? 'failed' : 'interrupted');
-        if (!(failure instanceof StepFailure)) throw failure;
+      const result = await attemptUntilDone(
+        order,
+        name,
+        (current) => execute(name, current),
+        (current, failure) => {
+          // Paid for: the order rolls forward through any outage (see the class comment).
+          if (name === 'CONFIRM_ORDER') return null;
+          const elapsedMs = stepOf(current, name)?.elapsedMs ?? 0;
+          if (elapsedMs < timing.stepDeadlineMs) return null;
+          const service = SERVICE_OF[name];
+          return new StepFailure(
+            `${service} unavailable: ${name} gave up after ${Math.round(elapsedMs / 1000)} s (${failure.message})`,
+            {},
+            true,
+          );
+        },
+      );
+      order = result.order;
+      if ('failure' in result) {
+        const { failure } = result;
         logger.info({ orderId: order.id, step: name, reason: failure.message }, 'saga step failed');
         return store.apply(order.id, {
           ...failure.transition,
           steps: [{ name, status: 'FAILED', error: failure.message }],
+          compensations: compensationsFor(order, { name, mayHaveApplied: failure.mayHaveApplied }),
           order: { ...failure.transition.order, sagaState: 'COMPENSATING', failureReason: failure.message },
         });
       }
-      order = await store.apply(order.id, { ...outcome, steps: [{ name, status: 'SUCCEEDED' }] });
+      order = await store.apply(order.id, { ...result.outcome, steps: [{ name, status: 'SUCCEEDED' }] });
     }
     return order;
   }
 
-  /** Refund, then release: each recorded with its event, then the order CANCELLED. */
-  async function compensate(initial: SagaOrder): Promise<void> {
-    let order = initial;
-    const statusOf = (name: SagaStepName) => order.steps.find((s) => s.name === name)?.status;
-    let complete = true;
-    const attempted = (status: string | undefined) =>
-      status === 'SUCCEEDED' || status === 'RUNNING' || status === 'FAILED';
-
-    const charge = statusOf('CHARGE_PAYMENT');
-    if (attempted(charge)) {
-      checkStopping();
-      try {
-        // Whatever the step recorded, payments knows whether this order was captured.
-        const data = await clients.payments.request<{
-          _entities: ({ payment: { id: string; status: string } | null } | null)[];
-        }>(PAYMENT_OF_ORDER, { r: [{ __typename: 'Order', id: order.id }] });
-        const payment = data._entities[0]?.payment;
-        const events: Transition['events'] = [];
-        if (payment && payment.status === 'CAPTURED') {
-          await clients.payments.request(REFUND, {
-            input: { idempotencyKey: `${order.id}:refund`, paymentId: payment.id },
-          });
-          events.push({ type: 'PaymentRefunded', extra: { paymentId: payment.id } });
+  /** One compensation step's call, and the transition that records it done (with its event). */
+  async function undo(step: CompensationStepName, order: SagaOrder): Promise<Transition> {
+    switch (step) {
+      case 'REFUND_PAYMENT': {
+        // By the charge's key, not a payment id: the saga may never have heard how its charge
+        // ended, and a charge still running is refunded by payments as soon as it captures.
+        const { voidCharge } = await clients.payments.request<{
+          voidCharge: { status: 'REFUNDED' | 'NOTHING_CAPTURED' | 'PENDING'; payment: { id: string } | null };
+        }>(VOID, { input: { chargeIdempotencyKey: chargeKey(order.id), orderId: order.id } });
+        if (voidCharge.status === 'PENDING') {
+          throw new TransientFailure('payments: the charge is still running; it is refunded once it ends');
         }
-        order = await store.apply(order.id, {
-          steps:
-            charge === 'FAILED'
-              ? []
-              : [{ name: 'CHARGE_PAYMENT', status: payment ? 'COMPENSATED' : 'SKIPPED' }],
-          events,
-        });
-      } catch (error) {
-        const failure = failureOf(error);
-        if (!(failure instanceof StepFailure)) throw failure;
-        logger.error({ orderId: order.id, err: error }, 'refund failed');
-        complete = false;
+        const paymentId = voidCharge.payment?.id;
+        const charged = stepOf(order, 'CHARGE_PAYMENT')?.status === 'SUCCEEDED';
+        return {
+          steps: [
+            { name: 'REFUND_PAYMENT', status: 'SUCCEEDED' },
+            ...(charged ? [{ name: 'CHARGE_PAYMENT' as const, status: 'COMPENSATED' as const }] : []),
+          ],
+          order: paymentId ? { paymentId } : {},
+          // Whenever the answer says refunded, this attempt included: a refund whose reply was
+          // lost (a crash) is announced by the attempt that hears of it, once, with the step.
+          events: voidCharge.status === 'REFUNDED' ? [{ type: 'PaymentRefunded', extra: { paymentId } }] : [],
+        };
       }
-    }
-
-    const reserve = statusOf('RESERVE_STOCK');
-    if (attempted(reserve)) {
-      checkStopping();
-      try {
+      case 'RELEASE_STOCK': {
         // By key: also records the release when the reserve never arrived, so a late one holds nothing.
         const { releaseReservation } = await clients.products.request<{
           releaseReservation: { status: string; reason: string | null };
         }>(RELEASE, { key: reserveKey(order.id) });
+        const reserved = stepOf(order, 'RESERVE_STOCK')?.status === 'SUCCEEDED';
         // A reservation that expired meanwhile gave its units back on its own: the event says so
         // rather than claim this release did it.
         const expired = releaseReservation.status === 'EXPIRED';
+        return {
+          steps: [
+            { name: 'RELEASE_STOCK', status: 'SUCCEEDED' },
+            ...(reserved ? [{ name: 'RESERVE_STOCK' as const, status: 'COMPENSATED' as const }] : []),
+          ],
+          events: reserved
+            ? [
+                {
+                  type: 'StockReleased',
+                  extra: expired ? { reason: releaseReservation.reason ?? 'reservation expired' } : {},
+                },
+              ]
+            : [],
+        };
+      }
+    }
+  }
+
+  /**
+   * Runs the compensation steps in the log, each until it is done: an outage is waited out (the
+   * money and the stock must go back), only a definitive refusal fails a step. Then the order is
+   * CANCELLED; the saga ends COMPENSATED, or FAILED when a compensation was refused.
+   */
+  async function compensate(initial: SagaOrder): Promise<'cancelled' | 'failed'> {
+    let order = initial;
+    const names = order.steps.map((step) => step.name).filter(isCompensationStep);
+    for (const name of names) {
+      const status = stepOf(order, name)?.status;
+      if (status !== 'PENDING' && status !== 'RUNNING') continue;
+      const result = await attemptUntilDone(
+        order,
+        name,
+        (current) => undo(name, current),
+        () => null,
+      );
+      order = result.order;
+      if ('failure' in result) {
+        logger.error(
+          { orderId: order.id, step: name, reason: result.failure.message },
+          'compensation refused: the saga ends FAILED',
+        );
         order = await store.apply(order.id, {
-          steps: reserve === 'FAILED' ? [] : [{ name: 'RESERVE_STOCK', status: 'COMPENSATED' }],
-          events:
-            reserve === 'SUCCEEDED'
-              ? [
-                  {
-                    type: 'StockReleased',
-                    extra: expired ? { reason: releaseReservation.reason ?? 'reservation expired' } : {},
-                  },
-                ]
-              : [],
+          steps: [{ name, status: 'FAILED', error: result.failure.message }],
         });
-      } catch (error) {
-        const failure = failureOf(error);
-        if (!(failure instanceof StepFailure)) throw failure;
-        logger.error({ orderId: order.id, err: error }, 'stock release failed');
-        complete = false;
+      } else {
+        order = await store.apply(order.id, result.outcome);
       }
     }
 
     checkStopping();
+    const refused = order.steps.some((step) => isCompensationStep(step.name) && step.status === 'FAILED');
     const skipped = order.steps
       .filter((s) => s.status === 'PENDING')
       .map((s) => ({ name: s.name, status: 'SKIPPED' as const }));
     await store.apply(order.id, {
       steps: skipped,
-      order: { status: 'CANCELLED', sagaState: complete ? 'COMPENSATED' : 'FAILED' },
+      order: { status: 'CANCELLED', sagaState: refused ? 'FAILED' : 'COMPENSATED' },
       events: [{ type: 'OrderCancelled', extra: { reason: order.failureReason ?? 'cancelled' } }],
     });
+    return refused ? 'failed' : 'cancelled';
   }
 
   async function drive(orderId: string): Promise<void> {
@@ -301,9 +459,9 @@ export function createSagaRunner({
       outcomes?.inc({ outcome: 'confirmed' });
       logger.info({ orderId }, 'saga completed: order confirmed');
     } else if (order.sagaState === 'COMPENSATING') {
-      await compensate(order);
-      outcomes?.inc({ outcome: 'cancelled' });
-      logger.info({ orderId, reason: order.failureReason }, 'saga compensated: order cancelled');
+      const outcome = await compensate(order);
+      outcomes?.inc({ outcome });
+      logger.info({ orderId, reason: order.failureReason, outcome }, 'saga compensated: order cancelled');
     }
   }
 
@@ -358,6 +516,7 @@ export function createSagaRunner({
     /** Lets no saga start and waits for those in flight to finish their step or be abandoned. */
     async stop(): Promise<void> {
       stopping = true;
+      stopped.abort();
       abort?.abort();
       await leases.stop();
       await Promise.all(running.values());

@@ -19,6 +19,18 @@ export const ORDER_STATUS_AFTER_EVENT: Readonly<Record<string, 'PENDING' | 'CONF
 export const SAGA_STEPS = ['VALIDATE_USER', 'RESERVE_STOCK', 'CHARGE_PAYMENT', 'CONFIRM_ORDER'] as const;
 export type SagaStepName = (typeof SAGA_STEPS)[number];
 
+/**
+ * The steps that undo a forward step, logged like any step (attempts, error, times) once the saga
+ * compensates: REFUND_PAYMENT undoes CHARGE_PAYMENT, RELEASE_STOCK undoes RESERVE_STOCK, run in
+ * that order. They are added to the log only when needed, so a confirmed order shows none.
+ */
+export const COMPENSATION_OF = { CHARGE_PAYMENT: 'REFUND_PAYMENT', RESERVE_STOCK: 'RELEASE_STOCK' } as const;
+export type CompensatedStepName = keyof typeof COMPENSATION_OF;
+export type CompensationStepName = (typeof COMPENSATION_OF)[CompensatedStepName];
+export type StepName = SagaStepName | CompensationStepName;
+export const isCompensationStep = (name: StepName): name is CompensationStepName =>
+  name === 'REFUND_PAYMENT' || name === 'RELEASE_STOCK';
+
 export type OrderEventType =
   | 'OrderPlaced'
   | 'StockReserved'
@@ -59,7 +71,16 @@ export interface SagaOrder {
   reservationId: string | null;
   paymentId: string | null;
   items: OrderItemRecord[];
-  steps: { name: SagaStepName; status: StepStatus; attempts: number }[];
+  /** In log order: the forward steps, then the compensation steps added when it compensates. */
+  steps: SagaStepState[];
+}
+
+export interface SagaStepState {
+  name: StepName;
+  status: StepStatus;
+  attempts: number;
+  /** Since the step's first attempt, by the database's clock (null before it started). */
+  elapsedMs: number | null;
 }
 
 interface SagaOrderRow {
@@ -86,14 +107,22 @@ export interface NewPlacedOrder {
 
 /** A change of one step: its status, and the timestamps and attempt count that go with it. */
 export interface StepChange {
-  name: SagaStepName;
+  name: StepName;
   status: StepStatus;
+  /** Why it FAILED, or (RUNNING) why its last attempt failed and it is about to be tried again. */
   error?: string | null;
+  /**
+   * RUNNING only: a new attempt starts (counted; startedAt is the first attempt's). Without it a
+   * RUNNING change only records `error` on the attempt that just failed.
+   */
+  attempt?: boolean;
 }
 
 /** One transition of the saga: step changes, order changes and events, all in one transaction. */
 export interface Transition {
   steps?: StepChange[];
+  /** Compensation steps to add to the log (PENDING, after the others), each at most once. */
+  compensations?: CompensationStepName[];
   order?: {
     status?: OrderRecord['status'];
     sagaState?: SagaState;
@@ -130,8 +159,15 @@ export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
       'SELECT * FROM order_items WHERE order_id = $1 ORDER BY position',
       [orderId],
     );
-    const steps = await q.query<{ name: SagaStepName; status: StepStatus; attempts: number }>(
-      'SELECT name, status, attempts FROM saga_steps WHERE order_id = $1 ORDER BY position',
+    const steps = await q.query<{
+      name: StepName;
+      status: StepStatus;
+      attempts: number;
+      elapsed_ms: number | null;
+    }>(
+      `SELECT name, status, attempts,
+              (EXTRACT(EPOCH FROM now() - started_at) * 1000)::float8 AS elapsed_ms
+       FROM saga_steps WHERE order_id = $1 ORDER BY position`,
       [orderId],
     );
     return {
@@ -151,7 +187,12 @@ export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
         quantity: item.quantity,
         unitPriceCents: item.unit_price_cents,
       })),
-      steps,
+      steps: steps.map((step) => ({
+        name: step.name,
+        status: step.status,
+        attempts: step.attempts,
+        elapsedMs: step.elapsed_ms,
+      })),
     };
   }
 
@@ -291,16 +332,26 @@ export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
           [orderId, leaseMs, owner],
         );
         if (held.length === 0) throw new SagaLeaseLostError(orderId);
+        for (const name of transition.compensations ?? []) {
+          await tx.query(
+            `INSERT INTO saga_steps (order_id, position, name, status)
+             SELECT $1, COALESCE(max(position), -1) + 1, $2::text, 'PENDING' FROM saga_steps WHERE order_id = $1
+             HAVING NOT COALESCE(bool_or(name = $2::text), false)`,
+            [orderId, name],
+          );
+        }
         for (const step of transition.steps ?? []) {
+          const attempt = step.status === 'RUNNING' && step.attempt === true;
+          // The last error stays visible while the step is retried; it goes once the step is done.
           await tx.query(
             `UPDATE saga_steps SET
                status = $3,
-               attempts = attempts + CASE WHEN $3 = 'RUNNING' THEN 1 ELSE 0 END,
-               error = CASE WHEN $3 = 'RUNNING' THEN NULL ELSE COALESCE($4, error) END,
-               started_at = CASE WHEN $3 = 'RUNNING' THEN now() ELSE started_at END,
+               attempts = attempts + CASE WHEN $5::boolean THEN 1 ELSE 0 END,
+               error = CASE WHEN $3 IN ('SUCCEEDED', 'SKIPPED') THEN NULL ELSE COALESCE($4, error) END,
+               started_at = CASE WHEN $5::boolean THEN COALESCE(started_at, now()) ELSE started_at END,
                finished_at = CASE WHEN $3 IN ('RUNNING', 'PENDING', 'SKIPPED') THEN NULL ELSE now() END
              WHERE order_id = $1 AND name = $2`,
-            [orderId, step.name, step.status, step.error ?? null],
+            [orderId, step.name, step.status, step.error ?? null, attempt],
           );
         }
         const change = transition.order ?? {};
