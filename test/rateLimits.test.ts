@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen } from '../lib/http/listen.ts';
 import { ADMIN, codesOf, expectCode, logIn } from './support/fixtures.ts';
 import { startObservedGateway, type ObservedGateway } from './support/startObservedGateway.ts';
 import {
@@ -165,6 +167,30 @@ describe('rate limits', () => {
   });
 });
 
+describe('when Redis is unreachable', () => {
+  it('the gateway starts anyway, limits in its own memory, and reports itself degraded but ready', async () => {
+    const probe = createServer();
+    const port = await listen(probe, 0, '127.0.0.1');
+    await new Promise((resolve) => probe.close(resolve));
+    await withGateway({ REDIS_URL: `redis://127.0.0.1:${port}` }, async ({ url }) => {
+      const query = { query: '{ products(first: 1) { edges { cursor } } }' };
+      for (let i = 0; i < 5; i++) expect((await postGraphQL(url, query)).errors).toBeUndefined();
+      expectCode(await postGraphQL(url, query), 'RATE_LIMITED');
+
+      const ready = await fetch(new URL('/ready', url));
+      expect(ready.status).toBe(200);
+      const body = (await ready.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+      expect(body.status).toBe('degraded');
+      expect(body.checks['redis']).toMatchObject({ ok: false });
+      const status = (await (await fetch(new URL('/services/status', url))).json()) as {
+        status: string;
+        checks: Record<string, { ok: boolean }>;
+      };
+      expect(status).toMatchObject({ status: 'degraded', checks: { redis: { ok: false } } });
+    });
+  });
+});
+
 /** Two gateway replicas on one Redis: the limit is the same one for both. */
 const redisUrl = process.env['REDIS_URL'];
 const redisRequired = process.env['CI'] === 'true';
@@ -184,6 +210,8 @@ describe.skipIf(!redisUrl && !redisRequired)('rate limits across gateway replica
       for (let i = 0; i < 2; i++) expect((await postGraphQL(two.url, query)).errors).toBeUndefined();
       expectCode(await postGraphQL(one.url, query), 'RATE_LIMITED');
       expectCode(await postGraphQL(two.url, query), 'RATE_LIMITED');
+      const ready = (await (await fetch(new URL('/ready', one.url))).json()) as Record<string, unknown>;
+      expect(ready).toMatchObject({ status: 'ready', checks: { redis: { ok: true } } });
     } finally {
       await one.stop();
       await two.stop();

@@ -32,16 +32,24 @@ export function createHealthRoutes({ service, isStarted, checks, timeoutMs = 2_0
     res.json(liveness.report());
   });
   router.get('/ready', async (_req, res) => {
-    const results = await Promise.all(
-      Object.entries(checks).map(async ([name, check]) => [name, await runCheck(check, timeoutMs)] as const),
-    );
-    const ready = isStarted() && results.every(([, result]) => result.ok);
-    res
-      .status(ready ? 200 : 503)
-      .json({ status: ready ? 'ready' : 'unavailable', service, checks: Object.fromEntries(results) });
+    const results = await runChecks(checks, timeoutMs);
+    const ready = isStarted() && Object.values(results).every((result) => result.ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', service, checks: results });
   });
 
   return { router, close: () => liveness.close() };
+}
+
+/** Runs every check at once, each with a deadline of `timeoutMs`; a check that throws is not ok. */
+export async function runChecks(
+  checks: Record<string, () => Promise<unknown>>,
+  timeoutMs: number,
+): Promise<Record<string, ReadinessCheck>> {
+  return Object.fromEntries(
+    await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => [name, await runCheck(check, timeoutMs)] as const),
+    ),
+  );
 }
 
 async function runCheck(check: () => Promise<unknown>, timeoutMs: number): Promise<ReadinessCheck> {

@@ -46,24 +46,30 @@ type TakeCommand = (
 /**
  * Token buckets in Redis, shared by every gateway replica. Commands fail fast while Redis is
  * away (no offline queue, a command timeout); the buckets then fall back to this process's
- * memory, so limits still hold per replica rather than not at all.
+ * memory, so limits still hold per replica rather than not at all. That includes a Redis that is
+ * away when the gateway starts: it starts on the fallback, and ioredis keeps reconnecting in the
+ * background, so the buckets are shared again as soon as Redis answers.
  */
 export function createRedisTokenBuckets({
   url,
   keyPrefix,
   logger,
   commandTimeoutMs = 500,
+  connectTimeoutMs = 2_000,
 }: {
   url: string;
   keyPrefix: string;
   logger: Logger;
   commandTimeoutMs?: number;
+  /** Longest wait for one connection attempt, the first one at start included. */
+  connectTimeoutMs?: number;
 }): TokenBuckets & { connect(): Promise<void>; ping(): Promise<void> } {
   const redis = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: commandTimeoutMs,
+    connectTimeout: connectTimeoutMs,
     keyPrefix,
   });
   redis.on('error', (error: Error) => logger.debug({ err: error }, 'redis connection error'));
@@ -74,7 +80,17 @@ export function createRedisTokenBuckets({
 
   return {
     async connect() {
-      await redis.connect();
+      try {
+        await redis.connect();
+      } catch (error) {
+        // Rate limits are worth keeping, not worth refusing all traffic for: start on this
+        // replica's memory (README, "Rate limits"). ioredis goes on reconnecting by itself.
+        degraded = true;
+        logger.warn(
+          { err: error },
+          'redis unreachable at start: rate limits fall back to this replica until it answers',
+        );
+      }
     },
     async ping() {
       await redis.ping();
