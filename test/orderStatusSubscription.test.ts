@@ -1,6 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Role } from '../lib/auth/tokens.ts';
+import type { StreamMessage } from '../lib/messaging/eventStream.ts';
+import { PRODUCTION_PAYMENT_TIMING } from '../subgraphs/payments/src/createPaymentProcessing.ts';
+import { createTestPaymentProvider } from '../subgraphs/payments/src/createTestPaymentProvider.ts';
+import type { PaymentProvider } from '../subgraphs/payments/src/paymentProvider.ts';
 import { eventually } from './support/eventually.ts';
 import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
@@ -19,17 +24,52 @@ const STATUS_CHANGED = `subscription($orderId: ID) {
   orderStatusChanged(orderId: $orderId) { id status failureReason totalCents }
 }`;
 
+/** Price of the product whose charges are held (see `holdCharges`), unlike any other here. */
+const HELD_PRICE_CENTS = 900;
+
+/**
+ * The built-in test card processor, except that while `held` is set, charges of
+ * HELD_PRICE_CENTS wait for it: a saga stays at CHARGE_PAYMENT as long as the test needs.
+ */
+const processor = createTestPaymentProvider({ replyTimeoutMs: PRODUCTION_PAYMENT_TIMING.replyTimeoutMs });
+let held: Promise<void> | undefined;
+const paymentProvider: PaymentProvider = {
+  ...processor,
+  async charge(request) {
+    if (held && request.amountCents === HELD_PRICE_CENTS) {
+      const gate = held;
+      await new Promise<void>((resolve, reject) => {
+        void gate.then(resolve);
+        request.signal?.addEventListener('abort', () => reject(new Error('charge aborted')), { once: true });
+      });
+    }
+    return processor.charge(request);
+  },
+};
+function holdCharges(): () => void {
+  let release!: () => void;
+  held = new Promise((resolve) => (release = resolve));
+  return () => {
+    release();
+    held = undefined;
+  };
+}
+
 let system: TestSystem;
 let client: Client;
 let productId: string;
+let heldProductId: string;
 let alice: Awaited<ReturnType<typeof signUp>>;
 let bob: Awaited<ReturnType<typeof signUp>>;
 const asUser = (user: { id: string }) => signCredential(system, { id: user.id, role: Role.CUSTOMER });
 
 beforeAll(async () => {
-  system = await startTestSystem();
+  // placeOrder answers at once (PENDING): a test can subscribe to an order while its saga runs.
+  system = await startTestSystem({ ORDER_SAGA_WAIT_MS: '0' }, { paymentProvider });
   const adminToken = await logIn(system, ADMIN.email, ADMIN.password);
   productId = (await createProduct(system, adminToken, { priceCents: 700, stock: 1_000 })).id;
+  heldProductId = (await createProduct(system, adminToken, { priceCents: HELD_PRICE_CENTS, stock: 1_000 }))
+    .id;
   alice = await signUp(system, 'Alice');
   bob = await signUp(system, 'Bob');
   client = connectToSubgraph(system.subgraphs.orders.url, await signCredential(system, null));
@@ -39,10 +79,10 @@ afterAll(async () => {
   await system?.stop();
 });
 
-async function placeOrder(token: string, paymentToken: string): Promise<string> {
+async function placeOrder(token: string, paymentToken: string, product = productId): Promise<string> {
   const response = await system.graphql<{ placeOrder: { id: string } }>(
     'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }',
-    { input: { items: [{ productId, quantity: 1 }], paymentToken } },
+    { input: { items: [{ productId: product, quantity: 1 }], paymentToken } },
     token,
   );
   expect(response.errors).toBeUndefined();
@@ -62,6 +102,35 @@ async function untilActive(subscription: Subscription<StatusChange>, token: stri
     (count) => count > 0,
     { intervalMs: 500 },
   );
+}
+
+/** Subscriptions the orders subgraph is serving now (its /metrics), to know ours are live. */
+async function runningSubscriptions(): Promise<number> {
+  const text = await fetch(new URL('/metrics', system.subgraphs.orders.url)).then((r) => r.text());
+  const line = text.split('\n').find((l) => l.startsWith('subgraph_subscriptions{'));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
+}
+
+/** The messages of one order on order-events so far, read by a group of its own. */
+async function eventsOfOrder(orderId: string, eventType: string): Promise<StreamMessage[]> {
+  const messages: StreamMessage[] = [];
+  const reader = await system.stream.subscribe({
+    groupId: `read-${randomUUID()}`,
+    topics: ['order-events'],
+    handle: async (message) => {
+      if (message.key === orderId && message.value.includes(`"eventType":"${eventType}"`))
+        messages.push(message);
+    },
+  });
+  try {
+    await eventually(
+      async () => messages.length,
+      (n) => n > 0,
+    );
+  } finally {
+    await reader.stop();
+  }
+  return messages;
 }
 
 const statusesOf = (subscription: Subscription<StatusChange>, orderId: string) =>
@@ -110,6 +179,44 @@ describe('Subscription.orderStatusChanged', () => {
     admins.unsubscribe();
     expect(statusesOf(bobs, alicesOrder)).toEqual([]);
     expect(statusesOf(admins, bobsOrder).map((o) => o.status)).toEqual(['PENDING', 'CONFIRMED']);
+  });
+
+  it("with orderId, the owner gets that order's changes only, in order, and no stale repeat", async () => {
+    await eventually(runningSubscriptions, (n) => n === 0);
+    const release = holdCharges();
+    const order = await placeOrder(alice.token, 'tok_visa', heldProductId); // waits at CHARGE_PAYMENT
+    const one = subscribe<StatusChange>(client, STATUS_CHANGED, { orderId: order }, await asUser(alice));
+    const all = subscribe<StatusChange>(client, STATUS_CHANGED, {}, await asUser(alice));
+    await eventually(runningSubscriptions, (n) => n === 2);
+
+    // Another order of the same owner goes all the way while the first one waits.
+    const other = await placeOrder(alice.token, 'tok_visa');
+    await eventually(
+      async () => statusesOf(all, other).map((o) => o.status),
+      (statuses) => statuses.includes('CONFIRMED'),
+    );
+    // The order's own OrderPlaced, delivered again (as Kafka may): not news, and not PENDING again.
+    const [placed] = await eventsOfOrder(order, 'OrderPlaced');
+    await system.stream.publish('order-events', [
+      { key: placed!.key, value: placed!.value, headers: placed!.headers },
+    ]);
+    release();
+
+    await eventually(
+      async () => one.values.length,
+      (n) => n > 0,
+    );
+    await eventually(
+      async () => statusesOf(all, order).map((o) => o.status),
+      (statuses) => statuses.includes('CONFIRMED'),
+    );
+    one.unsubscribe();
+    all.unsubscribe();
+    expect(one.values.map((v) => [v.orderStatusChanged.id, v.orderStatusChanged.status])).toEqual([
+      [order, 'CONFIRMED'],
+    ]);
+    expect(one.values[0]!.orderStatusChanged.totalCents).toBe(HELD_PRICE_CENTS);
+    expect(one.errors).toEqual([]);
   });
 
   it("refuses another user's order with FORBIDDEN", async () => {

@@ -98,6 +98,7 @@ export function createSubgraphService<TContext extends object>(
     createContext: options.createContext,
     formatError,
     production: options.production,
+    metrics: options.observability.metrics,
   });
   let url: string | undefined;
   let state: 'built' | 'starting' | 'started' | 'stopping' | 'stopped' = 'built';

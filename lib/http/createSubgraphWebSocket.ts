@@ -17,6 +17,7 @@ import {
 } from '../auth/tokens.ts';
 import { unauthenticated } from '../errors.ts';
 import { subscribeToEvents } from '../graphql/subscribeToEvents.ts';
+import type { Metrics } from '../observability/createMetrics.ts';
 
 export interface SubgraphWebSocketOptions<TContext extends object> {
   httpServer: Server;
@@ -26,6 +27,8 @@ export interface SubgraphWebSocketOptions<TContext extends object> {
   createContext: (caller: ServiceCaller) => TContext;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   production: boolean;
+  /** `subgraph_subscriptions`: the subscriptions running now. */
+  metrics?: Metrics;
 }
 
 /**
@@ -49,6 +52,17 @@ export function createSubgraphWebSocket<TContext extends object>(
   const callers = new WeakMap<object, ServiceCaller>();
   const format = (errors: readonly GraphQLError[]) =>
     errors.map((error) => formatError(error.toJSON(), error));
+  // Operations whose subscribe resolver returned an event stream, until it ends. graphql-ws calls
+  // onComplete after every operation that reached onOperation, however it ended.
+  const running = new WeakMap<object, Set<string>>();
+  let runningCount = 0;
+  options.metrics?.gauge({
+    name: 'subgraph_subscriptions',
+    help: 'Subscriptions this subgraph serves over graphql-ws right now (subscribe resolver done, not ended)',
+    collect() {
+      this.set(runningCount);
+    },
+  });
 
   async function verify(credential: unknown): Promise<ServiceCaller> {
     if (typeof credential !== 'string' || credential === '') {
@@ -112,6 +126,16 @@ export function createSubgraphWebSocket<TContext extends object>(
           variableValues: payload.variables ?? null,
           operationName: payload.operationName ?? null,
         };
+      },
+      onOperation: (ctx, id, _payload, _args, result) => {
+        if (!(Symbol.asyncIterator in result)) return;
+        let ids = running.get(ctx);
+        if (!ids) running.set(ctx, (ids = new Set()));
+        ids.add(id);
+        runningCount += 1;
+      },
+      onComplete: (ctx, id) => {
+        if (running.get(ctx)?.delete(id)) runningCount -= 1;
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: format(result.errors) } : undefined,
