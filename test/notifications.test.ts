@@ -145,6 +145,85 @@ describe('notifications', () => {
     expect(mail.sent.filter((e) => e.to === user.email && /confirmed/.test(e.subject))).toHaveLength(2);
   });
 
+  it('an order event without an email reaches the customer at the address learnt from their sign-up', async () => {
+    const user = await signUp(system, 'Unaddressed');
+    await eventually(
+      () => notificationsOf(user.token),
+      (list) => list[0]?.status === 'SENT', // the sign-up has been through: its address is known
+    );
+    const orderId = randomUUID();
+    const cancelled: EventEnvelope = {
+      eventId: randomUUID(),
+      eventType: 'OrderCancelled',
+      occurredAt: new Date().toISOString(),
+      aggregateId: orderId,
+      version: 2,
+      // Cancelled before the saga read the user's email (users unavailable past its deadline).
+      data: {
+        orderId,
+        userId: user.id,
+        email: null,
+        items: [],
+        totalCents: 900,
+        reason: 'users unavailable',
+      },
+    };
+    await system.stream.publish('order-events', [{ key: orderId, value: JSON.stringify(cancelled) }]);
+    const list = await eventually(
+      () => notificationsOf(user.token),
+      (all) => all.some((n) => n.kind === 'ORDER_CANCELLED' && n.status === 'SENT'),
+    );
+    expect(list.find((n) => n.kind === 'ORDER_CANCELLED')?.subject).toBe(
+      `Your order ${orderId} was cancelled`,
+    );
+    expect(mail.sent.filter((e) => e.to === user.email && /cancelled/.test(e.subject))).toHaveLength(1);
+  });
+
+  it('an order event for a user nobody knows is skipped, not dead-lettered, and the consumer moves on', async () => {
+    const deadLetters: StreamMessage[] = [];
+    const subscription = await system.stream.subscribe({
+      groupId: `order-dlq-reader-${randomUUID()}`,
+      topics: ['order-events.dlq'],
+      handle: async (message) => {
+        deadLetters.push(message);
+      },
+    });
+    try {
+      const stranger = randomUUID();
+      const orderId = randomUUID();
+      const user = await signUp(system, 'Next');
+      const event = (eventType: string, userId: string, email: string | null): EventEnvelope => ({
+        eventId: randomUUID(),
+        eventType,
+        occurredAt: new Date().toISOString(),
+        aggregateId: orderId,
+        version: 2,
+        data: {
+          orderId,
+          userId,
+          email,
+          items: [],
+          totalCents: 100,
+          reason: `user ${stranger} does not exist`,
+        },
+      });
+      // One key: the known user's event is handled after the stranger's.
+      await system.stream.publish('order-events', [
+        { key: orderId, value: JSON.stringify(event('OrderCancelled', stranger, null)) },
+        { key: orderId, value: JSON.stringify(event('OrderConfirmed', user.id, user.email)) },
+      ]);
+      await eventually(
+        () => notificationsOf(user.token),
+        (list) => list.some((n) => n.kind === 'ORDER_CONFIRMED' && n.status === 'SENT'),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(deadLetters).toEqual([]);
+      expect(mail.sent.filter((e) => e.subject.includes(orderId) && e.to !== user.email)).toEqual([]);
+    } finally {
+      await subscription.stop();
+    }
+  });
+
   it('a malformed event goes to user-events.dlq with the error in its headers, and the consumer moves on', async () => {
     const deadLetters: StreamMessage[] = [];
     const subscription = await system.stream.subscribe({

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUserTokens, Role } from '../lib/auth/tokens.ts';
 import type { EventEnvelope } from '../lib/messaging/envelope.ts';
 import { createOrderStore } from '../subgraphs/orders/src/store.ts';
 import { ADMIN, createProduct, expectCode, logIn, signUp } from './support/fixtures.ts';
@@ -289,6 +290,69 @@ describe('placeOrder: events and notifications', () => {
     );
     expect(notifications.some((n) => n.kind === 'ORDER_CONFIRMED')).toBe(true);
   });
+  it('an order by a user who no longer exists is CANCELLED at VALIDATE_USER: nothing held or charged, nothing dead-lettered', async () => {
+    const deadLetters: EventEnvelope[] = [];
+    const subscription = await system.stream.subscribe({
+      groupId: `order-events-dlq-reader-${randomUUID()}`,
+      topics: ['order-events.dlq'],
+      handle: async (message) => {
+        deadLetters.push(JSON.parse(message.value) as EventEnvelope);
+      },
+    });
+    try {
+      // A valid token whose account is gone (no such user in the users service).
+      const ghost = randomUUID();
+      const token = await createUserTokens({ secret: system.secrets.jwtSecret, ttlSeconds: 60 }).issue({
+        id: ghost,
+        role: Role.CUSTOMER,
+      });
+      const product = await createProduct(system, adminToken, { stock: 10 });
+      const response = await placeOrder(
+        { items: [{ productId: product.id, quantity: 1 }], paymentToken: 'tok_visa' },
+        token,
+      );
+      expect(response.errors).toBeUndefined();
+      const order = await eventually(
+        () => orderById(response.data!.placeOrder.id, token),
+        (o) => o.status !== 'PENDING',
+      );
+      expect(order).toMatchObject({ status: 'CANCELLED', payment: null, saga: { state: 'COMPENSATED' } });
+      expect(order.failureReason).toBe(`user ${ghost} does not exist`);
+      expect(stepStatuses(order)).toEqual({
+        VALIDATE_USER: 'FAILED',
+        RESERVE_STOCK: 'SKIPPED',
+        CHARGE_PAYMENT: 'SKIPPED',
+        CONFIRM_ORDER: 'SKIPPED',
+      });
+      expect(await availableOf(product.id)).toBe(10);
+      const events = await eventually(
+        async () => orderEvents.filter((e) => e.aggregateId === order.id),
+        (list) => list.some((e) => e.eventType === 'OrderCancelled'),
+      );
+      expect(events.map((e) => [e.eventType, (e.data as { email: unknown }).email])).toEqual([
+        ['OrderPlaced', null],
+        ['OrderCancelled', null],
+      ]);
+      // Notifications had nobody to write to: it skipped the event rather than dead-letter it.
+      // A later order's notification shows the consumer is past it.
+      const later = await placeAndSettle(product.id, 'tok_visa', 1);
+      await eventually(
+        async () =>
+          (
+            await system.graphql<{ me: { notifications: { kind: string; subject: string }[] } }>(
+              '{ me { notifications(first: 100) { kind subject } } }',
+              {},
+              customer.token,
+            )
+          ).data!.me.notifications,
+        (list) => list.some((n) => n.subject.includes(later.id)),
+      );
+      expect(deadLetters).toEqual([]);
+    } finally {
+      await subscription.stop();
+    }
+  });
+
   it('a declined order publishes its compensation and notifies ORDER_CANCELLED', async () => {
     const product = await createProduct(system, adminToken, { stock: 10 });
     const order = await placeAndSettle(product.id, 'tok_declined', 1);

@@ -1,23 +1,33 @@
 import { z } from 'zod';
 import type { Queryable } from '../../../lib/db/createDatabase.ts';
+import type { Logger } from '../../../lib/logger.ts';
 import type { EventEnvelope } from '../../../lib/messaging/envelope.ts';
 import { PermanentEventError } from '../../../lib/messaging/consumer/createEventConsumer.ts';
 import type { NewNotification, NotificationStore } from './store.ts';
 
 const userSignedUp = z.object({ userId: z.uuid(), email: z.email(), name: z.string() });
-/** The fields of order-events that a notification needs (the saga puts the email in them). */
+/**
+ * The fields of order-events that a notification needs. The saga puts the email in them once
+ * VALIDATE_USER has read it; an order cancelled before that carries none (see the handler).
+ */
 const orderEnded = z.object({
   orderId: z.uuid(),
   userId: z.uuid(),
-  email: z.email(),
+  email: z.email().nullish(),
   totalCents: z.number().int(),
   reason: z.string().nullish(),
 });
 
 const money = (cents: number) => `${(cents / 100).toFixed(2)}`;
 
-/** The notification an event calls for, if any. */
-export function notificationFor(event: EventEnvelope): NewNotification | null {
+/**
+ * The notification an event calls for, if any. `recipient` is the order's email when its event
+ * carries none (null: a user nobody can write to).
+ */
+export async function notificationFor(
+  event: EventEnvelope,
+  recipientOf: (userId: string) => Promise<string | null> = () => Promise.resolve(null),
+): Promise<NewNotification | null> {
   switch (event.eventType) {
     case 'UserSignedUp': {
       const data = userSignedUp.safeParse(event.data);
@@ -37,7 +47,9 @@ export function notificationFor(event: EventEnvelope): NewNotification | null {
       const data = orderEnded.safeParse(event.data);
       if (!data.success)
         throw new PermanentEventError(`${event.eventType} ${event.eventId}: ${data.error.message}`);
-      const { orderId, userId, email, totalCents, reason } = data.data;
+      const { orderId, userId, totalCents, reason } = data.data;
+      const email = data.data.email ?? (await recipientOf(userId));
+      if (!email) return null;
       const confirmed = event.eventType === 'OrderConfirmed';
       return {
         id: event.eventId,
@@ -60,9 +72,19 @@ export function notificationFor(event: EventEnvelope): NewNotification | null {
  * transaction. Its delivery job is enqueued afterwards by the dispatcher (the row is its own
  * outbox), so a job never exists for a notification that was not committed.
  */
-export function createNotificationHandler({ store }: { store: NotificationStore }) {
+export function createNotificationHandler({ store, logger }: { store: NotificationStore; logger: Logger }) {
   return async (event: EventEnvelope, tx: Queryable) => {
-    const notification = notificationFor(event);
-    if (notification) await store.add(tx, notification);
+    if (event.eventType === 'UserSignedUp') {
+      const data = userSignedUp.safeParse(event.data);
+      if (data.success) await store.rememberRecipient(tx, data.data.userId, data.data.email);
+    }
+    const notification = await notificationFor(event, (userId) => store.recipientOf(tx, userId));
+    if (notification) {
+      await store.add(tx, notification);
+    } else if (event.eventType === 'OrderConfirmed' || event.eventType === 'OrderCancelled') {
+      // No email on the event and no sign-up seen for the user: there is nobody to notify. A
+      // dead letter would be noise: retrying cannot make this user exist.
+      logger.info({ eventId: event.eventId }, 'order notification skipped: no known recipient');
+    }
   };
 }

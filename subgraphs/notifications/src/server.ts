@@ -42,7 +42,7 @@ export function createNotificationsService(
     stream,
     db,
     logger,
-    handle: createNotificationHandler({ store }),
+    handle: createNotificationHandler({ store, logger }),
     onApplied: () => dispatcher.notify(),
     tracer: deps.observability.tracing.tracer,
     metrics: deps.observability.metrics,

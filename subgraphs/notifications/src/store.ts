@@ -66,6 +66,22 @@ export type Claim =
 
 export function createNotificationStore(db: Database) {
   return {
+    /** Remembers where a user is emailed (from UserSignedUp); a redelivered event changes nothing. */
+    async rememberRecipient(tx: Queryable, userId: string, email: string): Promise<void> {
+      await tx.query(
+        'INSERT INTO recipients (user_id, email) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING',
+        [userId, email],
+      );
+    },
+
+    /** The email of a user seen signing up, or null for a user this service never heard of. */
+    async recipientOf(tx: Queryable, userId: string): Promise<string | null> {
+      const [row] = await tx.query<{ email: string }>('SELECT email FROM recipients WHERE user_id = $1', [
+        userId,
+      ]);
+      return row?.email ?? null;
+    },
+
     /** Idempotent: the same notification (same id) is recorded once. */
     async add(tx: Queryable, input: NewNotification): Promise<void> {
       await tx.query(
