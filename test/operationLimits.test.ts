@@ -111,3 +111,36 @@ describe('operation limits at the gateway', () => {
     expect(introspection.data?.['__schema']).toBeDefined();
   });
 });
+
+/** Posts raw bytes, as a broken or foreign client might. */
+async function postRaw(url: string, body: string | Buffer, contentType: string) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body });
+  const text = await response.text();
+  return { status: response.status, contentType: response.headers.get('content-type'), text };
+}
+
+describe('request bodies the gateway cannot read', () => {
+  it('malformed JSON is a GraphQL error with BAD_REQUEST, not an HTML page with a stack trace', async () => {
+    const response = await postRaw(observed.url, '{"query": "{ me { id } }"', 'application/json');
+    expect(response.status).toBe(400);
+    expect(response.contentType).toMatch(/^application\/json/);
+    const body = JSON.parse(response.text) as { errors: { message: string; extensions: { code: string } }[] };
+    expect(body.errors.map((e) => e.extensions.code)).toEqual(['BAD_REQUEST']);
+    expect(body.errors[0]?.message).toMatch(/not valid JSON/);
+    expect(response.text).not.toMatch(/<html|<pre|stacktrace|at .*\.(js|ts):\d+/i);
+  });
+
+  it('a charset other than UTF-8 is refused the same way (415), and reaches no subgraph', async () => {
+    const before = observed.totalCalls();
+    const response = await postRaw(
+      observed.url,
+      Buffer.from('{"query":"{ me { id } }"}', 'latin1'),
+      'application/json; charset=latin1',
+    );
+    expect(response.status).toBe(415);
+    const body = JSON.parse(response.text) as { errors: { extensions: { code: string } }[] };
+    expect(body.errors.map((e) => e.extensions.code)).toEqual(['BAD_REQUEST']);
+    expect(response.text).not.toMatch(/<html|stacktrace|at .*\.(js|ts):\d+/i);
+    expect(observed.totalCalls()).toBe(before);
+  });
+});

@@ -63,6 +63,24 @@ describe('in production', () => {
     expect(JSON.stringify(response.errors)).not.toMatch(/stacktrace/);
   });
 
+  it('an unreadable body (malformed JSON, another charset) is a JSON BAD_REQUEST error, no stack', async () => {
+    const cases = [
+      { body: '{"query": ', contentType: 'application/json', status: 400 },
+      { body: '{"query":"{ me { id } }"}', contentType: 'application/json; charset=iso-8859-1', status: 415 },
+    ];
+    for (const { body, contentType, status } of cases) {
+      const response = await fetch(system.gatewayUrl, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+        body,
+      });
+      expect(response.status).toBe(status);
+      const text = await response.text();
+      expect(JSON.parse(text)).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
+      expect(text).not.toMatch(/<html|stacktrace|at .*\.(js|ts):\d+|node_modules/i);
+    }
+  });
+
   it('introspection is off', async () => {
     const response = await system.graphql('{ __schema { types { name } } }');
     expect(response.errors?.length).toBeGreaterThan(0);

@@ -211,16 +211,22 @@ export function createGateway({
       // apollo.stop() also drains the HTTP server, which must then be listening.
       resources.defer(() => (httpServer.listening ? apollo.stop() : gateway.stop()));
       // Sandbox is served at / as well as /graphql, and it sends its operations to the page's URL.
-      app.all(
-        ['/', '/graphql'],
-        cors(),
-        ...createRequestLimits({
+      const requestLimits = createRequestLimits(
+        {
           maxBodyBytes: config.OPERATION_MAX_BODY_BYTES,
           maxBatch: config.OPERATION_MAX_BATCH,
           maxTokens: config.OPERATION_MAX_TOKENS,
-        }),
+        },
+        { logger, metrics: observability.metrics, production },
+      );
+      app.all(
+        ['/', '/graphql'],
+        cors(),
+        // Tracing first: requests the limits refuse get a request id, a span and a log line too.
         traceRequests(observability.tracing.tracer),
+        ...requestLimits.handlers,
         serveGraphQL(apollo, { context: ({ req }) => createContext(req.headers, req.ip) }),
+        requestLimits.errors,
       );
       const boundPort = await listen(httpServer, port, host);
       url = urlFor(host, boundPort, '/graphql');

@@ -8,8 +8,10 @@ import { REQUEST_ID_HEADER, requestIdFrom, withRequestId } from './requestId.ts'
  * gateway's, a sibling service's), and the request id (the client's `x-request-id` or a new one)
  * in the same async context, echoed in the response.
  *
- * Mount it after the body parser: body-parser resumes the chain from the socket's stream events,
- * whose async context is not this request's, so a context set before it would be lost.
+ * body-parser resumes the chain from the socket's stream events, whose async context is not this
+ * request's: mount this after the body parser, or before one whose `next` is bound to the active
+ * context (the gateway's request limits do that, so that the requests they refuse have a request
+ * id, a span and a log line too).
  */
 export function traceRequests(tracer: Tracer): RequestHandler {
   return (req, res, next) => {
