@@ -196,6 +196,36 @@ describe('placeOrder: validation', () => {
     }
     expect(await ordersOfCustomer(user.token)).toBe(0);
   });
+
+  it('a total above the largest Int of cents is BAD_USER_INPUT, creates no order and holds no stock', async () => {
+    const user = await signUp(system, 'Lavish');
+    const [dear, dearer] = await Promise.all([
+      createProduct(system, adminToken, { stock: 1_000_000, priceCents: 1_000_000 }),
+      createProduct(system, adminToken, { stock: 1_000_000, priceCents: 1_500_000_000 }),
+    ]);
+    for (const items of [
+      [{ productId: dear.id, quantity: 1_000_000 }], // 10^12 cents in one line
+      [
+        { productId: dear.id, quantity: 1_000 }, // 10^9
+        { productId: dearer.id, quantity: 1 }, // + 1.5 * 10^9: only the sum is too large
+      ],
+    ]) {
+      const response = await placeOrder({ items, paymentToken: 'tok_visa' }, user.token);
+      expectCode(response, 'BAD_USER_INPUT');
+      expect(response.errors?.[0]?.message).toBe('items: the order total must be at most 2147483647 cents');
+    }
+    expect(await ordersOfCustomer(user.token)).toBe(0);
+    expect(await availableOf(dear.id)).toBe(1_000_000);
+
+    // The largest total there can be is still an order.
+    const limit = await createProduct(system, adminToken, { stock: 1, priceCents: 2_147_483_647 });
+    const response = await placeOrder(
+      { items: [{ productId: limit.id, quantity: 1 }], paymentToken: 'tok_visa' },
+      user.token,
+    );
+    expect(response.errors).toBeUndefined();
+    expect(response.data!.placeOrder).toMatchObject({ status: 'CONFIRMED', totalCents: 2_147_483_647 });
+  });
 });
 
 describe('placeOrder: idempotency', () => {

@@ -26,6 +26,9 @@ const placeOrderInput = z.object({
 });
 type PlaceOrderInput = z.infer<typeof placeOrderInput>;
 
+/** The largest GraphQL Int (and PostgreSQL integer): no order may total more. */
+const MAX_TOTAL_CENTS = 2 ** 31 - 1;
+
 const PRODUCTS_QUERY = `query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id priceCents } } }`;
 
 /** What makes two requests with one idempotency key the same request. */
@@ -68,6 +71,11 @@ export function createPlaceOrder({
       if (!product) problems.push({ field: `items.${index}.productId`, message: 'unknown product' });
       return { productId: item.productId, quantity: item.quantity, unitPriceCents: product?.priceCents ?? 0 };
     });
+    // Money is an Int of cents end to end (API.md): orders.total_cents, chargePayment's amount.
+    const totalCents = items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0);
+    if (!problems.length && totalCents > MAX_TOTAL_CENTS) {
+      problems.push({ field: 'items', message: `the order total must be at most ${MAX_TOTAL_CENTS} cents` });
+    }
     if (problems.length) {
       throw badUserInput(problems.map((p) => `${p.field}: ${p.message}`).join('; '), { problems });
     }
