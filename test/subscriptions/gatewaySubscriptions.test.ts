@@ -511,6 +511,90 @@ describe('when a subgraph socket drops', () => {
   });
 });
 
+describe('errors found before execution, over WebSocket and SSE', () => {
+  const CASES = [
+    {
+      what: 'a misspelt field',
+      query: 'subscription { ticks(channel: "e") { widgt { id } } }',
+      variables: {},
+      code: 'GRAPHQL_VALIDATION_FAILED',
+    },
+    { what: 'a variable of the wrong type', query: TICKS, variables: { channel: 5 }, code: 'BAD_USER_INPUT' },
+    { what: 'a syntax error', query: 'subscription { ticks(', variables: {}, code: 'GRAPHQL_PARSE_FAILED' },
+  ];
+  type Errors = { message: string; extensions?: Record<string, unknown> }[];
+
+  async function overWebSocket(testbed: SubscriptionTestbed, query: string, variables: object) {
+    const refused = collect(testbed.client(await testbed.token(ALICE)), query, variables as never);
+    await eventually(
+      async () => refused.errors.length,
+      (n) => n > 0,
+    );
+    return refused.errors.flat() as Errors;
+  }
+
+  async function overSse(testbed: SubscriptionTestbed, query: string, variables: object) {
+    const client = createSseClient({
+      url: testbed.url,
+      headers: { authorization: `Bearer ${await testbed.token(ALICE)}` },
+    });
+    try {
+      return await new Promise<Errors>((resolve, reject) => {
+        client.subscribe(
+          { query, variables: variables as Record<string, unknown> },
+          {
+            next: (result) => resolve((result.errors ?? []) as Errors),
+            error: reject,
+            complete: () => resolve([]),
+          },
+        );
+      });
+    } finally {
+      client.dispose();
+    }
+  }
+
+  it('in development, each carries its code, as over HTTP', async () => {
+    for (const { what, query, variables, code } of CASES) {
+      for (const [transport, send] of [
+        ['WebSocket', overWebSocket],
+        ['SSE', overSse],
+      ] as const) {
+        const errors = await send(bed, query, variables);
+        expect(
+          errors.map((e) => e.extensions?.['code']),
+          `${what} over ${transport}`,
+        ).toEqual([code]);
+      }
+    }
+    const [misspelt] = await overWebSocket(bed, CASES[0]!.query, {});
+    expect(misspelt?.message).toMatch(/Did you mean "widget"/);
+  });
+
+  it('in production, each carries its code and suggests no field names', async () => {
+    const production = await startSubscriptionTestbed({
+      NODE_ENV: 'production',
+      ADMIN_PASSWORD: 'a strong production password',
+    });
+    onTestFinished(() => production.stop());
+    for (const { what, query, variables, code } of CASES) {
+      for (const [transport, send] of [
+        ['WebSocket', overWebSocket],
+        ['SSE', overSse],
+      ] as const) {
+        const errors = await send(production, query, variables);
+        expect(
+          errors.map((e) => e.extensions?.['code']),
+          `${what} over ${transport}`,
+        ).toEqual([code]);
+        expect(JSON.stringify(errors), `${what} over ${transport}`).not.toMatch(
+          /Did you mean|"widget"|stacktrace/,
+        );
+      }
+    }
+  });
+});
+
 describe('live values (each event the whole current value, the first at once)', () => {
   let own: SubscriptionTestbed;
   beforeAll(async () => {

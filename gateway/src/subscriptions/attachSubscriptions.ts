@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { ApolloGateway } from '@apollo/gateway';
 import type { ApolloServerPlugin } from '@apollo/server';
 import express, { type Express, type Request as ExpressRequest } from 'express';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type ExecutionResult } from 'graphql';
 import { createHandler as createSseHandler, type Response as SseResponse } from 'graphql-sse';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -17,6 +17,7 @@ import {
 } from '../../../lib/auth/tokens.ts';
 import type { Config } from '../../../lib/config.ts';
 import { appError, ErrorCode } from '../../../lib/errors.ts';
+import { createFormatError } from '../../../lib/http/formatError.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { Metrics } from '../../../lib/observability/createMetrics.ts';
 import type { SubgraphDataSource } from '../subgraphs/createSubgraphDataSource.ts';
@@ -80,6 +81,7 @@ export function attachSubscriptions({
    */
   rateLimit?: (viewer: Viewer | null, clientIp: string) => Promise<void>;
 }) {
+  const production = config.NODE_ENV === 'production';
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
   const credentials = createServiceCredentials({
     secret: secrets.serviceSecret,
@@ -108,8 +110,13 @@ export function attachSubscriptions({
       maxRootFields: config.OPERATION_MAX_ROOT_FIELDS,
       maxTokens: config.OPERATION_MAX_TOKENS,
     },
+    hideSchemaDetails: production,
     logger,
   });
+  // Errors leave as over HTTP (server.ts): each with its code, nothing internal in production.
+  const formatError = createFormatError({ logger, production });
+  const formatErrors = (errors: readonly GraphQLError[]) =>
+    errors.map((error) => formatError(error.toJSON(), error));
 
   /** undefined: no credentials (anonymous); throws InvalidTokenError for a bad or expired token. */
   const authenticate = async (authorization: unknown): Promise<Identity> => {
@@ -187,6 +194,9 @@ export function attachSubscriptions({
         return true;
       },
       onClose: (ctx) => clearTimeout(identities.get(ctx)?.expiry),
+      onError: (_ctx, _id, _payload, errors) => formatErrors(errors),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: formatErrors(result.errors) } : undefined,
       onSubscribe: async (ctx, _id, payload) => {
         const identity = identities.get(ctx) ?? { viewer: null, expiresAt: undefined };
         // The new subscription already counts among ctx.subscriptions. Checked before the first
@@ -268,18 +278,24 @@ export function attachSubscriptions({
     onSubscribe: async (req, params) => {
       const identity = req.context.identity ?? { viewer: null, expiresAt: undefined };
       const limited = await checkRate(identity.viewer, req.raw.socket.remoteAddress);
-      if (limited) return { errors: [limited] };
+      if (limited) return once({ errors: [limited] });
       const prepared = bridge.prepare(params);
-      if (Array.isArray(prepared)) return { errors: prepared };
+      if (Array.isArray(prepared)) return once({ errors: prepared });
       const res = req.context.res;
-      return bridge.subscribe({
+      const result = bridge.subscribe({
         ...prepared,
         viewer: identity.viewer,
         expiresAt: identity.expiresAt,
         transportBytes: () => res.writableLength,
         onOverflow: () => res.destroy(),
       });
+      return Symbol.asyncIterator in result ? result : once(result);
     },
+    // Formatted errors are plain objects where graphql-sse types GraphQLErrors: both go out as JSON.
+    onNext: (_ctx, _req, result) =>
+      'errors' in result && result.errors
+        ? ({ ...result, errors: formatErrors(result.errors) } as unknown as ExecutionResult)
+        : undefined,
   });
   const parseJson = express.json({ limit: MAX_MESSAGE_BYTES });
   app.all([...PATHS], (req, res, next) => {
@@ -328,6 +344,15 @@ export function attachSubscriptions({
       }
     }
     res.end();
+  }
+
+  /**
+   * One result as an event stream (`next`, then `complete`), the way graphql-sse itself reports
+   * validation errors. Returned as an object, a result without `data` (a refusal) would be taken
+   * by graphql-sse for execution arguments and answered 400 "Unable to detect operation AST".
+   */
+  async function* once(result: ExecutionResult): AsyncGenerator<ExecutionResult> {
+    yield result;
   }
 
   let stopping: Promise<void> | undefined;

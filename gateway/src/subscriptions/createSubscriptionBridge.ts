@@ -10,7 +10,9 @@ import {
   type ExecutionResult,
 } from 'graphql';
 import type { Viewer } from '../../../lib/auth/tokens.ts';
+import { ApolloServerErrorCode } from '@apollo/server/errors';
 import { appError, ErrorCode, unauthenticated } from '../../../lib/errors.ts';
+import { requestErrors } from '../../../lib/http/formatError.ts';
 import { operationLimitError, type OperationLimits } from '../plugins/useOperationLimits.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { SubscriptionPlanner } from './createSubscriptionPlanner.ts';
@@ -63,6 +65,7 @@ export function createSubscriptionBridge({
   shared,
   maxBufferedBytes,
   limits,
+  hideSchemaDetails,
   logger,
 }: {
   planner: SubscriptionPlanner;
@@ -70,8 +73,14 @@ export function createSubscriptionBridge({
   maxBufferedBytes: number;
   /** The same depth, alias and root-field limits as HTTP operations (OPERATION_LIMIT). */
   limits: OperationLimits & { maxTokens: number };
+  /** No "Did you mean …?" in errors (production), as Apollo Server's hideSchemaDetailsFromClientErrors. */
+  hideSchemaDetails: boolean;
   logger: Logger;
 }) {
+  // Coded as Apollo Server codes them on HTTP (GRAPHQL_VALIDATION_FAILED, …), so every error a
+  // client gets carries extensions.code whatever the transport.
+  const rejected = (errors: readonly GraphQLError[], code: Parameters<typeof requestErrors>[1]) =>
+    requestErrors(errors, code, { hideSchemaDetails });
   return {
     /** Parses and validates against the public schema; only subscriptions are served here. */
     prepare(
@@ -96,13 +105,21 @@ export function createSubscriptionBridge({
             }),
           ];
         }
-        return [error instanceof GraphQLError ? error : new GraphQLError('Unparsable query.')];
+        return rejected(
+          [error instanceof GraphQLError ? error : new GraphQLError('Unparsable query.')],
+          ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
+        );
       }
       const errors = validate(schema, document);
-      if (errors.length > 0) return [...errors];
+      if (errors.length > 0) return rejected(errors, ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED);
       const operationName = operation.operationName ?? undefined;
       const ast = getOperationAST(document, operationName);
-      if (!ast) return [new GraphQLError('Could not identify the operation to run.')];
+      if (!ast) {
+        return rejected(
+          [new GraphQLError('Could not identify the operation to run.')],
+          ApolloServerErrorCode.OPERATION_RESOLUTION_FAILURE,
+        );
+      }
       const exceeded = operationLimitError(document, ast, limits);
       if (exceeded) return [exceeded];
       if (ast.operation !== OperationTypeNode.SUBSCRIPTION) {
@@ -117,7 +134,7 @@ export function createSubscriptionBridge({
       }
       // Coerced like Apollo Server does for HTTP: a wrong or missing variable fails here, once.
       const coerced = getVariableValues(schema, ast.variableDefinitions ?? [], operation.variables ?? {});
-      if (coerced.errors) return [...coerced.errors];
+      if (coerced.errors) return rejected(coerced.errors, ApolloServerErrorCode.BAD_USER_INPUT);
       return { document, operationName, variables: coerced.coerced };
     },
 
