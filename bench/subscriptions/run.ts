@@ -11,7 +11,7 @@
  * the clients, the driver and this harness share SIDE_CPU. See bench/README.md.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,10 +50,10 @@ const root = resolve(here, '../..');
 const env = process.env;
 const settings = {
   clientCounts: (env['BENCH_CLIENTS'] ?? '1000,5000,10000').split(',').map((n) => Number(n.trim())),
-  ordersPerSecond: Number(env['BENCH_ORDER_RATE'] ?? 20),
-  durationSeconds: Number(env['BENCH_DURATION_S'] ?? 15),
+  ordersPerSecond: Number(env['BENCH_ORDER_RATE'] ?? 1),
+  durationSeconds: Number(env['BENCH_DURATION_S'] ?? 20),
   warmupOrders: Number(env['BENCH_WARMUP_ORDERS'] ?? 10),
-  drainTimeoutSeconds: Number(env['BENCH_DRAIN_TIMEOUT_S'] ?? 60),
+  drainTimeoutSeconds: Number(env['BENCH_DRAIN_TIMEOUT_S'] ?? 120),
   baseline: (env['BENCH_BASELINE'] ?? 'direct') !== 'none',
   connectConcurrency: Number(env['BENCH_CONNECT_CONCURRENCY'] ?? 100),
   port: Number(env['BENCH_PORT'] ?? 4600),
@@ -61,6 +61,11 @@ const settings = {
   sideCpu: env['BENCH_SIDE_CPU'] ?? '1',
   /** A directory: the gateway runs with --cpu-prof and writes its profile there (gateway rows). */
   cpuProfileDir: env['BENCH_CPU_PROF'] ? resolve(env['BENCH_CPU_PROF']) : undefined,
+  /**
+   * A directory: the gateway writes a heap snapshot there before the clients connect and once
+   * they are connected and warmed up (gateway rows; writing one stalls the gateway for seconds).
+   */
+  heapSnapshotDir: env['BENCH_HEAP_SNAPSHOT'] ? resolve(env['BENCH_HEAP_SNAPSHOT']) : undefined,
   output: env['BENCH_OUTPUT'] ?? join(root, 'bench/results/subscriptions.md'),
 };
 /** Up to 64 Ki descriptors per process, within the hard limit (no CAP_SYS_RESOURCE in a container). */
@@ -235,6 +240,34 @@ async function settle(pid: number, timeoutMs = 60_000) {
   }
 }
 
+/** Signals the gateway to write a heap snapshot and waits until it is written, then names it. */
+async function heapSnapshot(gateway: PinnedProcess, name: string) {
+  const dir = settings.heapSnapshotDir!;
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  process.kill(gateway.pid, 'SIGUSR2');
+  const deadline = Date.now() + 600_000;
+  let lastSize = -1;
+  while (Date.now() < deadline) {
+    await sleep(1_000);
+    const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (!file) continue;
+    const size = statSync(join(dir, file)).size;
+    // Node writes the file in one go and the gateway answers again once it is done.
+    if (
+      size > 0 &&
+      size === lastSize &&
+      (await fetch(`http://127.0.0.1:${settings.port}/health`).catch(() => null))
+    ) {
+      renameSync(join(dir, file), join(dir, `${name}.heapsnapshot`));
+      console.log(`  heap snapshot ${join(dir, `${name}.heapsnapshot`)}`);
+      return;
+    }
+    lastSize = size;
+  }
+  throw new Error(`no heap snapshot from the gateway in ${dir}`);
+}
+
 function driver(options: DriverOptions): Promise<DriverResult> {
   return runPinned(
     settings.sideCpu,
@@ -290,6 +323,9 @@ async function measureRow(
     [
       ...(settings.cpuProfileDir && path === 'gateway'
         ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir]
+        : []),
+      ...(settings.heapSnapshotDir && path === 'gateway'
+        ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${settings.heapSnapshotDir}`]
         : []),
       ...tsx,
       join(root, 'gateway/src/main.ts'),
@@ -347,6 +383,9 @@ async function measureRow(
           ];
     const perProcess = Math.floor(MAX_SOCKETS_PER_CLIENT_PROCESS / socketsPerClient);
     const processCount = Math.ceil(clients / perProcess);
+    if (settings.heapSnapshotDir && path === 'gateway') {
+      await heapSnapshot(gateway, `gateway-${clients}-before-clients`);
+    }
     const servingCpuBeforeConnect = await cpuSeconds(serving);
     const heapBefore = path === 'gateway' ? await scrapeGatewayMetrics(settings.port) : {};
     const connectFrom = phase();
@@ -411,6 +450,9 @@ async function measureRow(
     await Promise.all(processes.map((p) => p.request({ cmd: 'reset' }, 'reset')));
 
     const connectTo = phase();
+    if (settings.heapSnapshotDir && path === 'gateway') {
+      await heapSnapshot(gateway, `gateway-${clients}-clients-connected`);
+    }
     if (path === 'gateway') {
       const gauges = await scrapeGatewayMetrics(settings.port);
       row.gatewaySubscriptions = gauges['gateway_subscriptions'];
