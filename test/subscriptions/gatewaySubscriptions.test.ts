@@ -543,7 +543,7 @@ describe('errors found before execution, over WebSocket and SSE', () => {
         client.subscribe(
           { query, variables: variables as Record<string, unknown> },
           {
-            next: (result) => resolve((result.errors ?? []) as Errors),
+            next: (result) => resolve((result.errors ?? []) as unknown as Errors),
             error: reject,
             complete: () => resolve([]),
           },
