@@ -3,6 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUserTokens, Role } from '../lib/auth/tokens.ts';
 import type { EventEnvelope } from '../lib/messaging/envelope.ts';
 import { createOrderStore } from '../subgraphs/orders/src/store.ts';
+import {
+  PRODUCTION_PAYMENT_TIMING,
+  providerChargeKey,
+} from '../subgraphs/payments/src/createPaymentProcessing.ts';
+import { createTestPaymentProvider } from '../subgraphs/payments/src/createTestPaymentProvider.ts';
 import { ADMIN, createProduct, expectCode, logIn, signUp } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 import { eventually as eventuallyWithin } from './support/eventually.ts';
@@ -29,13 +34,22 @@ const PRODUCT = 'query($id: ID!) { product(id: $id) { available stock } }';
 const eventually = <T>(probe: () => Promise<T>, accept: (value: T) => boolean) =>
   eventuallyWithin(probe, accept, { timeoutMs: 30_000, intervalMs: 100 });
 
+// The card processor stands outside the system: this one lets the tests count what it did.
+const processor = createTestPaymentProvider({ replyTimeoutMs: PRODUCTION_PAYMENT_TIMING.replyTimeoutMs });
+const chargeKeyOf = (orderId: string) => providerChargeKey(`${orderId}:charge`);
+/** What the processor did for an order: captures, and charge calls it received. */
+const processorRecordsOf = (orderId: string) => ({
+  captures: processor.capturesFor(chargeKeyOf(orderId)),
+  calls: processor.chargeCallsFor(chargeKeyOf(orderId)),
+});
+
 let system: TestSystem;
 let adminToken: string;
 let customer: { token: string; id: string; email: string };
 const orderEvents: EventEnvelope[] = [];
 
 beforeAll(async () => {
-  system = await startTestSystem();
+  system = await startTestSystem({}, { paymentProvider: processor });
   adminToken = await logIn(system, ADMIN.email, ADMIN.password);
   customer = await signUp(system, 'Buyer');
   await system.stream.subscribe({
@@ -97,6 +111,7 @@ describe('placeOrder: the payment tokens of API.md', () => {
       ['CHARGE_PAYMENT', 'SUCCEEDED', 1],
       ['CONFIRM_ORDER', 'SUCCEEDED', 1],
     ]);
+    expect(processorRecordsOf(order.id)).toEqual({ captures: 1, calls: 1 });
     expect(await availableOf(product.id)).toBe(7);
   });
 
@@ -118,33 +133,56 @@ describe('placeOrder: the payment tokens of API.md', () => {
       // Payments answered DECLINED: nothing to refund, so no REFUND_PAYMENT step.
       RELEASE_STOCK: 'SUCCEEDED',
     });
+    expect(processorRecordsOf(order.id)).toEqual({ captures: 0, calls: 1 }); // declines are never retried
     expect(await availableOf(product.id)).toBe(10);
   });
 
-  it('tok_flaky: CONFIRMED after 3 payment attempts', async () => {
+  /** Every forward step succeeded on the saga's first call: retries happened inside payments. */
+  const confirmedInOneGo = [
+    ['VALIDATE_USER', 'SUCCEEDED', 1, null],
+    ['RESERVE_STOCK', 'SUCCEEDED', 1, null],
+    ['CHARGE_PAYMENT', 'SUCCEEDED', 1, null],
+    ['CONFIRM_ORDER', 'SUCCEEDED', 1, null],
+  ];
+  const stepLog = (order: Order) => order.saga.steps.map((s) => [s.name, s.status, s.attempts, s.error]);
+
+  it('tok_flaky: CONFIRMED after 3 payment attempts, one capture', async () => {
     const product = await createProduct(system, adminToken, { stock: 10 });
     const order = await placeAndSettle(product.id, 'tok_flaky');
-    expect(order.status).toBe('CONFIRMED');
-    expect(order.payment).toMatchObject({ status: 'CAPTURED', attempts: 3 });
+    expect(order).toMatchObject({ status: 'CONFIRMED', failureReason: null, saga: { state: 'COMPLETED' } });
+    expect(order.payment).toMatchObject({ status: 'CAPTURED', attempts: 3, refundedCents: 0 });
+    expect(stepLog(order)).toEqual(confirmedInOneGo);
+    expect(processorRecordsOf(order.id)).toEqual({ captures: 1, calls: 3 });
     expect(await availableOf(product.id)).toBe(8);
   });
 
-  it('tok_timeout: CANCELLED after the retries, reason mentions timeout, nothing captured', async () => {
+  it('tok_timeout: CANCELLED after the retries, reason mentions timeout, payment FAILED, nothing captured', async () => {
     const product = await createProduct(system, adminToken, { stock: 10 });
     const order = await placeAndSettle(product.id, 'tok_timeout');
-    expect(order.status).toBe('CANCELLED');
+    expect(order).toMatchObject({ status: 'CANCELLED', saga: { state: 'COMPENSATED' } });
     expect(order.failureReason).toContain('timeout');
-    expect(order.payment?.status).not.toBe('CAPTURED');
-    expect(order.payment?.attempts).toBe(3);
-    expect(order.saga.state).toBe('COMPENSATED');
+    expect(order.payment).toEqual({ status: 'FAILED', attempts: 3, refundedCents: 0 });
+    // Payments' FAILED is an answer (its own three attempts timed out), not an outage: the saga
+    // neither retries the charge nor needs to refund it.
+    expect(stepLog(order)).toEqual([
+      ['VALIDATE_USER', 'SUCCEEDED', 1, null],
+      ['RESERVE_STOCK', 'COMPENSATED', 1, null],
+      ['CHARGE_PAYMENT', 'FAILED', 1, order.failureReason],
+      ['CONFIRM_ORDER', 'SKIPPED', 0, null],
+      ['RELEASE_STOCK', 'SUCCEEDED', 1, null],
+    ]);
+    expect(processorRecordsOf(order.id)).toEqual({ captures: 0, calls: 3 });
     expect(await availableOf(product.id)).toBe(10);
   }, 40_000);
 
-  it('tok_timeout_captured: CONFIRMED with exactly one capture', async () => {
+  it('tok_timeout_captured: CONFIRMED with exactly one capture at the processor', async () => {
     const product = await createProduct(system, adminToken, { stock: 10 });
     const order = await placeAndSettle(product.id, 'tok_timeout_captured');
-    expect(order.status).toBe('CONFIRMED');
-    expect(order.payment).toMatchObject({ status: 'CAPTURED', refundedCents: 0 });
+    expect(order).toMatchObject({ status: 'CONFIRMED', saga: { state: 'COMPLETED' } });
+    // The first call captured but its reply timed out; the second, same key, learnt of the capture.
+    expect(order.payment).toEqual({ status: 'CAPTURED', attempts: 2, refundedCents: 0 });
+    expect(stepLog(order)).toEqual(confirmedInOneGo);
+    expect(processorRecordsOf(order.id)).toEqual({ captures: 1, calls: 2 });
     expect(await availableOf(product.id)).toBe(8);
   }, 40_000);
 
