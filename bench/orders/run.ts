@@ -69,8 +69,8 @@ const DEFAULT_CPUS: Record<ServiceName, string> = {
 const number = (name: string, fallback: number) => Number(env[name] ?? fallback);
 const settings = {
   rounds: number('BENCH_ROUNDS', 3),
-  durationSeconds: number('BENCH_DURATION_S', 10),
-  warmupSeconds: number('BENCH_WARMUP_S', 5),
+  durationSeconds: number('BENCH_DURATION_S', 20),
+  warmupSeconds: number('BENCH_WARMUP_S', 10),
   connections: number('BENCH_CONNECTIONS', 50),
   modes: (env['BENCH_MODES'] ?? 'gateway,direct').split(',').map((m) => m.trim()) as Mode[],
   products: number('BENCH_PRODUCTS', 100),
@@ -142,6 +142,8 @@ interface Round {
   stages: Record<string, number>;
   /** Each service's PostgreSQL connections during the load, mean per state. */
   connections: Record<string, ConnectionStates>;
+  /** performance.now() at the start and end of the load. */
+  window: [number, number];
 }
 
 async function resetSchemas(): Promise<void> {
@@ -186,6 +188,8 @@ function runLoad(
   wallSeconds: number;
   endedAtMs: number;
   connections: Record<string, ConnectionStates>;
+  /** performance.now() at the start and end of the load. */
+  window: [number, number];
 }> {
   const optionsFile = join(work, `load-${Date.now()}.json`);
   writeFileSync(optionsFile, JSON.stringify(options));
@@ -218,7 +222,14 @@ function runLoad(
               Object.entries(end.cpu).map(([k, v]) => [k, v - (start.cpu[k] ?? v)]),
             );
             cpu['load generator'] = result.cpuSeconds;
-            resolvePromise({ result, cpu, wallSeconds: (end.at - start.at) / 1000, endedAtMs, connections });
+            resolvePromise({
+              result,
+              cpu,
+              wallSeconds: (end.at - start.at) / 1000,
+              endedAtMs,
+              connections,
+              window: [start.at, end.at],
+            });
           }, reject);
         }
       }
@@ -367,7 +378,7 @@ async function main() {
         orders: await scrape(byName.orders.metricsUrl),
       });
       const metricsBefore = await scrapeBoth();
-      const { result, cpu, wallSeconds, endedAtMs, connections } = await runLoad(
+      const { result, cpu, wallSeconds, endedAtMs, connections, window } = await runLoad(
         {
           url: urlOf(mode),
           headers: {},
@@ -416,6 +427,7 @@ async function main() {
         wallSeconds,
         stages,
         connections,
+        window,
       } satisfies Round;
     };
 
@@ -453,6 +465,15 @@ async function main() {
     alone,
     rowsPerOrder,
     code,
+    profiled: settings.cpuProfileDir
+      ? services
+          .filter((x) => settings.cpuProfileServices.includes(x.name))
+          .map((x) => ({
+            name: x.name,
+            file: join(settings.cpuProfileDir!, `${x.name}-${runId}.cpuprofile`),
+            spawnedAt: x.spawnedAt,
+          }))
+      : [],
     versions: `Node ${process.version}; PostgreSQL ${servers.pg}, Kafka ${servers.kafka}, RabbitMQ ${servers.rabbit}; @apollo/gateway ${packageVersion(root, '@apollo/gateway')}, @apollo/server ${packageVersion(root, '@apollo/server')}, kafkajs ${packageVersion(root, 'kafkajs')}, amqplib ${packageVersion(root, 'amqplib')}, pg ${packageVersion(root, 'pg')}; autocannon ${packageVersion(peers, 'autocannon')}`,
     loadAtStart,
     loadAtEnd: loadAverage(),
@@ -522,6 +543,7 @@ function report(input: {
   rowsPerOrder: Record<string, number>;
   versions: string;
   code: string;
+  profiled: { name: string; file: string; spawnedAt: number }[];
   loadAtStart: string;
   loadAtEnd: string;
   broker: Broker;
@@ -711,6 +733,10 @@ function report(input: {
     ...checks,
     '',
     ...(failures.length ? ['Failed responses:', '', ...failures, ''] : []),
+    ...input.profiled.flatMap((p) => [
+      `CPU profile of ${p.name}: \`${p.file}\` (written when it stopped); the rounds ran from ${rounds.map((r) => `${r.label} ${fixed((r.window[0] - p.spawnedAt) / 1000, 0)}–${fixed((r.window[1] - p.spawnedAt) / 1000, 0)} s`).join(', ')} after its start: \`node --import tsx bench/profile/summarizeProfile.ts <file> 40 <from> <to>\`.`,
+      '',
+    ]),
   ].join('\n');
 }
 

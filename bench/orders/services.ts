@@ -24,6 +24,8 @@ export interface ServiceProcess {
   /** Its Prometheus endpoint. */
   metricsUrl: string;
   cpus: string;
+  /** performance.now() when it was spawned: where its --cpu-prof profile's clock starts, near enough. */
+  spawnedAt: number;
 }
 
 export interface StartServicesOptions {
@@ -95,6 +97,7 @@ export async function startServices(options: StartServicesOptions): Promise<Serv
         url: `http://127.0.0.1:${port}/graphql`,
         metricsUrl: `http://127.0.0.1:${port}/metrics`,
         cpus: options.cpus[name],
+        spawnedAt: performance.now(),
       });
     }
     await Promise.all(started.map((s) => waitForReady(s.url.replace(/\/graphql$/, ''), s.process)));
@@ -112,6 +115,7 @@ export async function startServices(options: StartServicesOptions): Promise<Serv
       url: `http://127.0.0.1:${options.basePort}/graphql`,
       metricsUrl: `http://127.0.0.1:${options.basePort}/metrics`,
       cpus: options.cpus.gateway,
+      spawnedAt: performance.now(),
     };
     started.unshift(gateway);
     await waitForGraphQL(gateway.url, gateway.process);
