@@ -1,11 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, createProduct, insertConfirmedOrder, logIn } from './support/fixtures.ts';
+import { ADMIN, insertConfirmedOrder, logIn } from './support/fixtures.ts';
 import { eventually } from './support/eventually.ts';
 import { startObservedGateway, type ObservedGateway } from './support/startObservedGateway.ts';
 import { postGraphQL, startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 
 const ORDERS_ONLY = '{ me { orders { edges { node { id totalCents } } } } }';
 const WITH_PRODUCTS = '{ me { orders { edges { node { id items { product { name } } } } } } }';
+/** Products' own field here is nullable: an outage nulls it alone, not the whole order up to `me`. */
+const DESCRIPTIONS =
+  '{ me { orders { edges { node { id totalCents items { quantity product { id description } } } } } } }';
+type Descriptions = {
+  me: {
+    orders: {
+      edges: {
+        node: {
+          id: string;
+          totalCents: number;
+          items: { quantity: number; product: { id: string; description: string | null } }[];
+        };
+      }[];
+    };
+  };
+};
 
 let system: TestSystem;
 let token: string;
@@ -18,7 +34,20 @@ beforeAll(async () => {
     SUBGRAPH_BREAKER_HALF_OPEN_AFTER_MS: '500',
   });
   token = await logIn(system, ADMIN.email, ADMIN.password);
-  const product = await createProduct(system, token, { name: 'Outage widget' });
+  const created = await system.graphql<{ createProduct: { id: string; priceCents: number } }>(
+    'mutation($input: CreateProductInput!) { createProduct(input: $input) { id priceCents } }',
+    {
+      input: {
+        sku: `OUT-${Date.now()}`,
+        name: 'Outage widget',
+        description: 'Sturdy',
+        priceCents: 1_250,
+        stock: 10,
+      },
+    },
+    token,
+  );
+  const product = created.data!.createProduct;
   const me = await system.graphql<{ me: { id: string } }>('{ me { id } }', {}, token);
   await insertConfirmedOrder(system, me.data!.me.id, [
     { productId: product.id, quantity: 1, unitPriceCents: product.priceCents },
@@ -27,6 +56,22 @@ beforeAll(async () => {
 afterAll(() => system?.stop());
 
 const gatewayRoot = () => new URL(system.gatewayUrl).origin;
+
+/** Every item's product of the viewer's orders, as the answer has it. */
+const productsIn = (response: { data?: Descriptions | null }) =>
+  (response.data?.me.orders.edges ?? []).flatMap((edge) => edge.node.items.map((item) => item.product));
+
+/** With products down: each product keeps its id (orders knows it), its own field is null. */
+function expectProductFieldsNull(response: { data?: Descriptions | null }) {
+  const products = productsIn(response);
+  expect(products.length).toBeGreaterThan(0);
+  for (const product of products) {
+    expect(typeof product.id).toBe('string');
+    expect(product.description).toBeNull();
+  }
+  // Orders' own fields still answer.
+  for (const { node } of response.data?.me.orders.edges ?? []) expect(node.totalCents).toBeGreaterThan(0);
+}
 const unavailable = (response: { errors?: { extensions?: Record<string, unknown>; message: string }[] }) =>
   response.errors?.find((e) => e.extensions?.['code'] === 'SERVICE_UNAVAILABLE');
 
@@ -49,9 +94,10 @@ describe('with the products subgraph stopped', () => {
     expect(ordersOnly.errors).toBeUndefined();
     expect(ordersOnly.data?.me.orders.edges.length).toBeGreaterThan(0);
 
-    const needsProducts = await system.graphql(WITH_PRODUCTS, {}, token);
+    const needsProducts = await system.graphql<Descriptions>(DESCRIPTIONS, {}, token);
     expect(unavailable(needsProducts)?.extensions?.['serviceName']).toBe('products');
     expect(unavailable(needsProducts)?.message).toMatch(/products subgraph is unavailable/);
+    expectProductFieldsNull(needsProducts);
 
     // Two failures in a row open the circuit: the next call fails at once, saying so.
     await system.graphql(WITH_PRODUCTS, {}, token);
@@ -101,20 +147,23 @@ describe('with a subgraph that takes requests and never answers', () => {
   });
   afterAll(() => observed?.stop());
 
-  it('its fields come back SERVICE_UNAVAILABLE at the timeout instead of hanging the gateway', async () => {
+  it('its fields come back null with SERVICE_UNAVAILABLE at the timeout instead of hanging the gateway', async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const healthy = await postGraphQL<Descriptions>(observed.url, { query: DESCRIPTIONS }, auth);
+    expect(productsIn(healthy).map((p) => p.description)).toContain('Sturdy');
+
     observed.hang('products');
-    const response = await postGraphQL(
-      observed.url,
-      { query: WITH_PRODUCTS },
-      { authorization: `Bearer ${token}` },
-    );
+    const started = performance.now();
+    const response = await postGraphQL<Descriptions>(observed.url, { query: DESCRIPTIONS }, auth);
+    const elapsedMs = performance.now() - started;
     expect(unavailable(response)?.extensions?.['serviceName']).toBe('products');
     expect(unavailable(response)?.message).toMatch(/no reply within 1000 ms/);
-    const ordersOnly = await postGraphQL(
-      observed.url,
-      { query: ORDERS_ONLY },
-      { authorization: `Bearer ${token}` },
-    );
+    expectProductFieldsNull(response);
+    // Answered at the configured deadline, not whenever the hung subgraph might reply. The margin
+    // covers the query's other fetches (orders, before products is asked) on a busy machine.
+    expect(elapsedMs).toBeLessThan(system.config.SUBGRAPH_TIMEOUT_MS + 2_000);
+
+    const ordersOnly = await postGraphQL(observed.url, { query: ORDERS_ONLY }, auth);
     expect(ordersOnly.errors).toBeUndefined();
     observed.hang('products', false);
   });
