@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
+import { createUserTokens } from '../../lib/auth/tokens.ts';
 import { createOrderStore, type OrderRecord } from '../../subgraphs/orders/src/store.ts';
 import { createPaymentStore } from '../../subgraphs/payments/src/store.ts';
 import type { GraphQLResponse, TestSystem } from './startTestSystem.ts';
@@ -21,6 +22,22 @@ export async function logIn(system: TestSystem, email: string, password: string)
   );
   expect(response.errors).toBeUndefined();
   return response.data!.logIn.token;
+}
+
+/**
+ * The demo admin's token, minted with the system's own secret instead of through logIn: for
+ * tests whose subgraph timeout is set far below what a password hash costs on a busy machine.
+ */
+export async function mintAdminToken(system: TestSystem): Promise<string> {
+  const [admin] = await system.subgraphs.users.db.query<{ id: string }>(
+    'SELECT id FROM users WHERE lower(email) = lower($1)',
+    [ADMIN.email],
+  );
+  if (!admin) throw new Error('the demo admin is missing');
+  return createUserTokens({ secret: system.secrets.jwtSecret, ttlSeconds: 3_600 }).issue({
+    id: admin.id,
+    role: 'ADMIN',
+  });
 }
 
 export async function signUp(system: TestSystem, name = 'Ada') {
