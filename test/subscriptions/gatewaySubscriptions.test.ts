@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { Writable } from 'node:stream';
 import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
@@ -731,6 +732,107 @@ describe('supergraph hot reload', () => {
     await new Promise((resolve) => socket.once('message', resolve));
     await own.gateway.stop();
     expect(await closed).toBe(1001);
+  });
+});
+
+describe('request ids, spans and log lines of subscriptions', () => {
+  type LogLine = Record<string, unknown> & { msg?: string; request_id?: string; trace_id?: string };
+  const logs: LogLine[] = [];
+  let own: SubscriptionTestbed;
+  beforeAll(async () => {
+    own = await startSubscriptionTestbed(
+      { LOG_LEVEL: 'info' },
+      {
+        logDestination: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            for (const line of chunk.toString().split('\n').filter(Boolean))
+              logs.push(JSON.parse(line) as LogLine);
+            done();
+          },
+        }),
+      },
+    );
+  });
+  afterAll(() => own?.stop());
+
+  const linesOf = (requestId: string) => logs.filter((l) => l.request_id === requestId);
+  const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+  it('over WebSocket, each subscription logs its start and end under its own request id and trace', async () => {
+    const client = own.client(await own.token(ALICE));
+    const events: unknown[] = [];
+    const dispose = client.subscribe(
+      {
+        query: TICKS, // named in the document only
+        variables: { channel: 'observed' },
+        extensions: { 'x-request-id': 'ws-subscription-1' },
+      },
+      { next: (e) => events.push(e), error: () => {}, complete: () => {} },
+    );
+    await eventually(
+      async () => own.channel('observed').listeners,
+      (n) => n === 1,
+    );
+    own.channel('observed').publish({ n: 1, channel: 'observed', widgetId: 'w' });
+    await eventually(
+      async () => events.length,
+      (n) => n === 1,
+    );
+    dispose();
+    const [started, ended] = await eventually(
+      async () => linesOf('ws-subscription-1'),
+      (lines) => lines.some((l) => l.msg === 'subscription ended'),
+    );
+    expect(started).toMatchObject({
+      msg: 'subscription started',
+      operation: 'Ticks',
+      transport: 'websocket',
+    });
+    expect(ended).toMatchObject({ msg: 'subscription ended', operation: 'Ticks', transport: 'websocket' });
+    expect(ended?.['durationMs']).toEqual(expect.any(Number));
+    // One span for the subscription's life: both lines carry its trace.
+    expect(started?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(ended?.trace_id).toBe(started?.trace_id);
+  });
+
+  it('over SSE, the request id is echoed and the trace continues the client’s; a refusal is logged with its code', async () => {
+    const token = await own.token(ALICE);
+    const response = await fetch(own.url, {
+      method: 'POST',
+      headers: {
+        accept: 'text/event-stream',
+        'content-type': 'application/json',
+        authorization: `Bearer ${token}`,
+        'x-request-id': 'sse-subscription-1',
+        traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01`,
+      },
+      body: JSON.stringify({
+        query: 'subscription Misspelt { ticks(channel: "x") { nn } }',
+        operationName: 'Misspelt',
+      }),
+    });
+    expect(response.headers.get('x-request-id')).toBe('sse-subscription-1');
+    expect(await response.text()).toMatch(/GRAPHQL_VALIDATION_FAILED/);
+    const [refused] = await eventually(
+      async () => linesOf('sse-subscription-1'),
+      (lines) => lines.length > 0,
+    );
+    expect(refused).toMatchObject({
+      msg: 'subscription refused',
+      operation: 'Misspelt',
+      transport: 'sse',
+      errorCodes: ['GRAPHQL_VALIDATION_FAILED'],
+      trace_id: TRACE_ID,
+    });
+
+    const anonymous = await fetch(own.url, {
+      method: 'POST',
+      headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: TICKS, variables: { channel: 'x' } }),
+    });
+    // No id sent: one is made up, and said.
+    expect(anonymous.headers.get('x-request-id')).toMatch(/^[\w.:-]{8,}$/);
+    await anonymous.body?.cancel();
   });
 });
 

@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'graphql';
+import type { DestinationStream } from 'pino';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { createGateway, type Gateway } from '../../gateway/src/server.ts';
@@ -64,7 +65,10 @@ const catalogSdl = (withColor: boolean) => `
  * Two test subgraphs behind a real gateway on port 0: `ticker` owns Subscription.ticks, whose
  * Tick points at a Widget entity that `catalog` resolves (so every event needs the rest plan).
  */
-export async function startSubscriptionTestbed(overrides: Record<string, string> = {}) {
+export async function startSubscriptionTestbed(
+  overrides: Record<string, string> = {},
+  { logDestination }: { logDestination?: DestinationStream } = {},
+) {
   const secrets: Secrets = { jwtSecret: 'j'.repeat(48), serviceSecret: 's'.repeat(48) };
   const credentials = createServiceCredentials({
     secret: secrets.serviceSecret,
@@ -169,7 +173,7 @@ export async function startSubscriptionTestbed(overrides: Record<string, string>
   });
   const gateway: Gateway = createGateway({
     config,
-    logger: createLogger({ level: config.LOG_LEVEL, service: 'gateway' }),
+    logger: createLogger({ level: config.LOG_LEVEL, service: 'gateway', destination: logDestination }),
     secrets,
   });
   const { url } = await gateway.start({ port: 0, host: '127.0.0.1' });

@@ -2,11 +2,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ApolloGateway } from '@apollo/gateway';
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { Tracer } from '@opentelemetry/api';
 import express, { type Express, type Request as ExpressRequest } from 'express';
-import { GraphQLError, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionResult } from 'graphql';
 import { createHandler as createSseHandler, type Response as SseResponse } from 'graphql-sse';
-import { CloseCode } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { CloseCode, type Context as WsContext } from 'graphql-ws';
+import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Secrets } from '../../../lib/auth/resolveSecrets.ts';
 import {
@@ -20,12 +21,15 @@ import { appError, ErrorCode } from '../../../lib/errors.ts';
 import { createFormatError } from '../../../lib/http/formatError.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { Metrics } from '../../../lib/observability/createMetrics.ts';
+import { createTracing } from '../../../lib/observability/createTracing.ts';
+import { REQUEST_ID_HEADER } from '../../../lib/observability/requestId.ts';
 import type { SubgraphDataSource } from '../subgraphs/createSubgraphDataSource.ts';
 import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
 import { createSharedSubscriptions } from './createSharedSubscriptions.ts';
 import { createSubgraphSockets } from './createSubgraphSockets.ts';
 import { createSubscriptionBridge } from './createSubscriptionBridge.ts';
 import { createSubscriptionPlanner } from './createSubscriptionPlanner.ts';
+import { observeSubscriptions, type ObservedSubscription } from './observeSubscriptions.ts';
 
 const PATHS = new Set(['/', '/graphql']);
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
@@ -40,6 +44,7 @@ interface Identity {
 interface SubscriptionContext {
   identity: Identity;
   socket: WebSocket;
+  observed: ObservedSubscription;
 }
 
 /**
@@ -61,6 +66,7 @@ export function attachSubscriptions({
   routed,
   createDataSource,
   metrics,
+  tracer,
   rateLimit,
 }: {
   httpServer: Server;
@@ -75,6 +81,12 @@ export function attachSubscriptions({
   createDataSource: (endpoint: { name: string; url?: string }) => SubgraphDataSource;
   /** WebSocket connections, client and upstream subscriptions, read at scrape time. */
   metrics?: Metrics;
+  /**
+   * The gateway's tracer, for a span per subscription. Without one (server.ts does not pass it
+   * yet) the subscriptions get a tracer of their own, with the gateway's service name and OTLP
+   * endpoint, shut down with them.
+   */
+  tracer?: Tracer;
   /**
    * Counts a new subscription against the caller's rate limit, as an HTTP operation is counted;
    * rejects (RATE_LIMITED) when the caller is over it.
@@ -113,6 +125,10 @@ export function attachSubscriptions({
     hideSchemaDetails: production,
     logger,
   });
+  const ownTracing = tracer
+    ? undefined
+    : createTracing({ service: 'gateway', otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  const observer = observeSubscriptions({ logger, tracer: tracer ?? ownTracing!.tracer });
   // Errors leave as over HTTP (server.ts): each with its code, nothing internal in production.
   const formatError = createFormatError({ logger, production });
   const formatErrors = (errors: readonly GraphQLError[]) =>
@@ -146,6 +162,17 @@ export function attachSubscriptions({
   // --- GraphQL over WebSocket ---------------------------------------------------------------
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();
+  /** Each connection's subscriptions being observed, by operation id, until they end. */
+  const observations = new WeakMap<object, Map<string, ObservedSubscription>>();
+  const observationsOf = (ctx: object) => {
+    let byId = observations.get(ctx);
+    if (!byId) observations.set(ctx, (byId = new Map<string, ObservedSubscription>()));
+    return byId;
+  };
+  const endObservation = (ctx: object, id: string) => {
+    observations.get(ctx)?.get(id)?.end();
+    observations.get(ctx)?.delete(id);
+  };
   metrics?.gauge({
     name: 'gateway_websocket_connections',
     help: 'Open GraphQL-over-WebSocket client connections',
@@ -193,54 +220,93 @@ export function attachSubscriptions({
         identities.set(ctx, entry);
         return true;
       },
-      onClose: (ctx) => clearTimeout(identities.get(ctx)?.expiry),
-      onError: (_ctx, _id, _payload, errors) => formatErrors(errors),
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        result.errors ? { ...result, errors: formatErrors(result.errors) } : undefined,
-      onSubscribe: async (ctx, _id, payload) => {
-        const identity = identities.get(ctx) ?? { viewer: null, expiresAt: undefined };
-        // The new subscription already counts among ctx.subscriptions. Checked before the first
-        // await: subscribe messages arriving together must not all be counted before any check.
-        if (Object.keys(ctx.subscriptions).length > config.SUBSCRIPTION_MAX_PER_CONNECTION) {
-          return [
-            appError(
-              ErrorCode.RATE_LIMITED,
-              `Too many subscriptions on one connection (at most ${config.SUBSCRIPTION_MAX_PER_CONNECTION}).`,
-            ),
-          ];
+      onClose: (ctx) => {
+        clearTimeout(identities.get(ctx)?.expiry);
+        // Those still being set up when the socket went (the rest ended through onComplete).
+        for (const observed of observations.get(ctx)?.values() ?? []) observed.end();
+        observations.delete(ctx);
+      },
+      onError: (ctx, id, _payload, errors) => {
+        observationsOf(ctx).get(id)?.failed(errors);
+        endObservation(ctx, id);
+        return formatErrors(errors);
+      },
+      onNext: (ctx, id, _payload, _args, result) => {
+        if (!result.errors) return undefined;
+        observationsOf(ctx).get(id)?.failed(result.errors);
+        return { ...result, errors: formatErrors(result.errors) };
+      },
+      onComplete: (ctx, id) => endObservation(ctx, id),
+      onSubscribe: async (ctx, id, payload) => {
+        const observed = observer.start({
+          transport: 'websocket',
+          headers: ctx.extra.request.headers,
+          requestId: payload.extensions?.[REQUEST_ID_HEADER],
+        });
+        observed.name(payload.operationName);
+        observationsOf(ctx).set(id, observed);
+        try {
+          // Synchronous up to its first await, as the per-connection check below needs.
+          return await observed.run(() => prepareSubscription(ctx, payload, observed));
+        } catch (error) {
+          endObservation(ctx, id);
+          throw error;
         }
-        const limited = await checkRate(identity.viewer, ctx.extra.request.socket.remoteAddress);
-        if (limited) return [limited];
-        const prepared = bridge.prepare(payload);
-        if (Array.isArray(prepared)) return prepared;
-        const schema = planner.schema();
-        if (!schema) return [appError(ErrorCode.SERVICE_UNAVAILABLE, 'The gateway is starting.')];
-        const contextValue: SubscriptionContext = { identity, socket: ctx.extra.socket };
-        return {
-          schema,
-          document: prepared.document,
-          operationName: prepared.operationName ?? null,
-          variableValues: prepared.variables,
-          contextValue,
-        };
       },
       subscribe: (args) => {
-        const { identity, socket } = args.contextValue as SubscriptionContext;
-        return bridge.subscribe({
-          document: args.document,
-          operationName: args.operationName ?? undefined,
-          variables: args.variableValues ?? {},
-          viewer: identity.viewer,
-          transportBytes: () => socket.bufferedAmount,
-          onOverflow: () => {
-            logger.warn({ viewer: identity.viewer?.id }, 'subscriber too slow: disconnecting');
-            socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Send buffer full: reading too slowly');
-          },
+        const { identity, socket, observed } = args.contextValue as SubscriptionContext;
+        return observed.run(() => {
+          const result = bridge.subscribe({
+            document: args.document,
+            operationName: args.operationName ?? undefined,
+            variables: args.variableValues ?? {},
+            viewer: identity.viewer,
+            transportBytes: () => socket.bufferedAmount,
+            onOverflow: () => {
+              logger.warn({ viewer: identity.viewer?.id }, 'subscriber too slow: disconnecting');
+              socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Send buffer full: reading too slowly');
+            },
+          });
+          if (Symbol.asyncIterator in result) observed.started();
+          return result;
         });
       },
     },
     wsServer,
   );
+
+  async function prepareSubscription(
+    ctx: WsContext<Record<string, unknown> | undefined, Extra & Partial<Record<PropertyKey, never>>>,
+    payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+    observed: ObservedSubscription,
+  ) {
+    const identity = identities.get(ctx) ?? { viewer: null, expiresAt: undefined };
+    // The new subscription already counts among ctx.subscriptions. Checked before the first
+    // await: subscribe messages arriving together must not all be counted before any check.
+    if (Object.keys(ctx.subscriptions).length > config.SUBSCRIPTION_MAX_PER_CONNECTION) {
+      return [
+        appError(
+          ErrorCode.RATE_LIMITED,
+          `Too many subscriptions on one connection (at most ${config.SUBSCRIPTION_MAX_PER_CONNECTION}).`,
+        ),
+      ];
+    }
+    const limited = await checkRate(identity.viewer, ctx.extra.request.socket.remoteAddress);
+    if (limited) return [limited];
+    const prepared = bridge.prepare(payload);
+    if (Array.isArray(prepared)) return prepared;
+    observed.name(getOperationAST(prepared.document, prepared.operationName)?.name?.value);
+    const schema = planner.schema();
+    if (!schema) return [appError(ErrorCode.SERVICE_UNAVAILABLE, 'The gateway is starting.')];
+    const contextValue: SubscriptionContext = { identity, socket: ctx.extra.socket, observed };
+    return {
+      schema,
+      document: prepared.document,
+      operationName: prepared.operationName ?? null,
+      variableValues: prepared.variables,
+      contextValue,
+    };
+  }
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const { pathname } = new URL(request.url ?? '/', 'http://gateway');
     if (!PATHS.has(pathname)) {
@@ -257,7 +323,10 @@ export function attachSubscriptions({
     JSON.stringify({ errors: [error.toJSON()] }),
     { status, statusText, headers: { 'content-type': 'application/json; charset=utf-8' } },
   ];
-  const sse = createSseHandler<ExpressRequest, { res: ServerResponse; identity?: Identity }>({
+  const sse = createSseHandler<
+    ExpressRequest,
+    { res: ServerResponse; observed: ObservedSubscription; identity?: Identity }
+  >({
     // Distinct connections mode only: one event stream per operation, no stream reservations.
     authenticate: async (req) => {
       try {
@@ -265,22 +334,23 @@ export function attachSubscriptions({
         return null;
       } catch (error) {
         if (!(error instanceof InvalidTokenError)) throw error;
-        return jsonError(
-          401,
-          'Unauthorized',
-          appError(
-            ErrorCode.UNAUTHENTICATED,
-            error.expired ? 'Your token has expired: log in again.' : 'Invalid token.',
-          ),
+        const refusal = appError(
+          ErrorCode.UNAUTHENTICATED,
+          error.expired ? 'Your token has expired: log in again.' : 'Invalid token.',
         );
+        req.context.observed.failed([refusal]);
+        return jsonError(401, 'Unauthorized', refusal);
       }
     },
     onSubscribe: async (req, params) => {
+      const { observed } = req.context;
+      observed.name(params.operationName);
       const identity = req.context.identity ?? { viewer: null, expiresAt: undefined };
       const limited = await checkRate(identity.viewer, req.raw.socket.remoteAddress);
       if (limited) return once({ errors: [limited] });
       const prepared = bridge.prepare(params);
       if (Array.isArray(prepared)) return once({ errors: prepared });
+      observed.name(getOperationAST(prepared.document, prepared.operationName)?.name?.value);
       const res = req.context.res;
       const result = bridge.subscribe({
         ...prepared,
@@ -289,13 +359,16 @@ export function attachSubscriptions({
         transportBytes: () => res.writableLength,
         onOverflow: () => res.destroy(),
       });
-      return Symbol.asyncIterator in result ? result : once(result);
+      if (!(Symbol.asyncIterator in result)) return once(result);
+      observed.started();
+      return result;
     },
-    // Formatted errors are plain objects where graphql-sse types GraphQLErrors: both go out as JSON.
-    onNext: (_ctx, _req, result) =>
-      'errors' in result && result.errors
-        ? ({ ...result, errors: formatErrors(result.errors) } as unknown as ExecutionResult)
-        : undefined,
+    onNext: (_ctx, req, result) => {
+      if (!('errors' in result && result.errors)) return undefined;
+      req.context.observed.failed(result.errors);
+      // Formatted errors are plain objects where graphql-sse types GraphQLErrors: both go out as JSON.
+      return { ...result, errors: formatErrors(result.errors) } as unknown as ExecutionResult;
+    },
   });
   const parseJson = express.json({ limit: MAX_MESSAGE_BYTES });
   app.all([...PATHS], (req, res, next) => {
@@ -308,7 +381,20 @@ export function attachSubscriptions({
     });
   });
 
+  // Started here, after the body parser: it resumes from the socket's stream events, whose async
+  // context is not this request's (lib/observability/traceRequests.ts).
   async function serveEventStream(req: ExpressRequest, res: ServerResponse) {
+    const observed = observer.start({
+      transport: 'sse',
+      headers: req.headers,
+      requestId: req.headers[REQUEST_ID_HEADER],
+    });
+    res.setHeader(REQUEST_ID_HEADER, observed.requestId);
+    res.once('close', () => observed.end());
+    await observed.run(() => streamEvents(req, res, observed));
+  }
+
+  async function streamEvents(req: ExpressRequest, res: ServerResponse, observed: ObservedSubscription) {
     const [body, init] = await sse({
       method: req.method,
       url: req.url,
@@ -320,7 +406,7 @@ export function attachSubscriptions({
       },
       body: () => (req.body as Record<string, unknown> | undefined) ?? null,
       raw: req,
-      context: { res },
+      context: { res, observed },
     });
     res.writeHead(init.status, init.statusText, init.headers);
     if (!body || typeof body === 'string') {
@@ -365,6 +451,7 @@ export function attachSubscriptions({
       await wsCleanup.dispose(); // closes every client socket with 1001 (going away)
       shared.stop();
       await sockets.stop();
+      await ownTracing?.shutdown();
     })());
 
   const plugin: ApolloServerPlugin = {

@@ -1,3 +1,4 @@
+import { context as traceContext, ROOT_CONTEXT } from '@opentelemetry/api';
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import type { ServiceCredentials, Viewer } from '../../../lib/auth/tokens.ts';
 import { ErrorCode } from '../../../lib/errors.ts';
@@ -89,56 +90,61 @@ export function createSharedSubscriptions({
       );
       return stream;
     }
-    stream.stop = sockets.subscribe(
-      {
-        subgraph: primary.serviceName,
-        url: endpoint.url,
-        query: primary.operation,
-        operationName: primary.operationName,
-        variables: upstreamVariables,
-        viewer,
-      },
-      {
-        next: (event) => {
-          chain = chain.then(async () => {
-            if (ended) return;
-            let signed: Promise<string> | undefined;
-            const context: GatewayContext = {
-              viewer,
-              // One upstream event serves every client sharing it: no single client's address.
-              clientIp: 'shared-subscription',
-              serviceCredential: () => (signed ??= credentials.sign(viewer)),
-            };
-            let result: ExecutionResult;
-            try {
-              result = await executeSubscriptionEvent({ plan, event, variables, context, logger });
-            } catch (error) {
-              logger.error({ err: error, subgraph: primary.serviceName }, 'subscription event failed');
-              result = {
-                data: null,
-                errors: [
-                  new GraphQLError('Internal server error', {
-                    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
-                  }),
-                ],
+    // Outside the first subscriber's context: the upstream (and the socket it may open, whose
+    // events run in the context it was opened in) serves everyone who joins, for as long as
+    // anyone does, so no one subscriber's request id or span should mark its events.
+    stream.stop = traceContext.with(ROOT_CONTEXT, () =>
+      sockets.subscribe(
+        {
+          subgraph: primary.serviceName,
+          url: endpoint.url,
+          query: primary.operation,
+          operationName: primary.operationName,
+          variables: upstreamVariables,
+          viewer,
+        },
+        {
+          next: (event) => {
+            chain = chain.then(async () => {
+              if (ended) return;
+              let signed: Promise<string> | undefined;
+              const context: GatewayContext = {
+                viewer,
+                // One upstream event serves every client sharing it: no single client's address.
+                clientIp: 'shared-subscription',
+                serviceCredential: () => (signed ??= credentials.sign(viewer)),
               };
-            }
-            const json = JSON.stringify(result);
-            const bytes = Buffer.byteLength(json);
-            if (isLiveValueEvent(event)) {
-              if (stream.latest?.json === json) return;
-              stream.latest = { result, bytes, json };
-            }
-            for (const subscriber of subscribers) subscriber.deliver(result, bytes);
-          });
+              let result: ExecutionResult;
+              try {
+                result = await executeSubscriptionEvent({ plan, event, variables, context, logger });
+              } catch (error) {
+                logger.error({ err: error, subgraph: primary.serviceName }, 'subscription event failed');
+                result = {
+                  data: null,
+                  errors: [
+                    new GraphQLError('Internal server error', {
+                      extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+                    }),
+                  ],
+                };
+              }
+              const json = JSON.stringify(result);
+              const bytes = Buffer.byteLength(json);
+              if (isLiveValueEvent(event)) {
+                if (stream.latest?.json === json) return;
+                stream.latest = { result, bytes, json };
+              }
+              for (const subscriber of subscribers) subscriber.deliver(result, bytes);
+            });
+          },
+          error: (errors) => {
+            chain = chain.then(() => endAll({ errors: errors.map(toGraphQLError) }));
+          },
+          complete: () => {
+            chain = chain.then(() => endAll());
+          },
         },
-        error: (errors) => {
-          chain = chain.then(() => endAll({ errors: errors.map(toGraphQLError) }));
-        },
-        complete: () => {
-          chain = chain.then(() => endAll());
-        },
-      },
+      ),
     );
     return stream;
   };
