@@ -14,7 +14,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ import {
   writeResults,
 } from '../shared/report.ts';
 import { tail } from '../shared/system.ts';
-import { sampleDatabaseActivity, type ConnectionStates } from './databaseActivity.ts';
+import { sampleDatabaseActivity, type ConnectionStates, type DatabaseActivity } from './databaseActivity.ts';
 import { provideBroker, resetNamespace, type Broker } from './broker.ts';
 import { meanBetween, scrape } from './metrics.ts';
 import { createRequestSource, type OrderRequestsOptions, type OrderResponses } from './orderRequests.ts';
@@ -116,6 +116,9 @@ const work = mkdtempSync(join(tmpdir(), 'bench-orders-'));
 const runId = Date.now().toString(36);
 const log = (line: string) => console.log(line);
 
+/** Seconds of the idle-system window, which measures each process's background CPU. */
+const IDLE_SECONDS = 5;
+
 /** CPU seconds so far per component, and for the whole machine. */
 type CpuSnapshot = Record<string, number>;
 
@@ -165,7 +168,6 @@ function cpuReader(services: ServiceProcess[], broker: Broker) {
   return async (): Promise<{ cpu: CpuSnapshot; at: number }> => {
     const cpu: CpuSnapshot = {};
     for (const s of services) cpu[s.name] = await cpuSeconds(s.process.pid);
-    cpu['PostgreSQL'] = await cpuSecondsOfCommands(['postgres']);
     if (broker.pid) cpu['Kafka'] = await cpuSeconds(broker.pid);
     cpu['RabbitMQ'] = await cpuSecondsOfCommands(['beam.smp']);
     const at = performance.now();
@@ -204,7 +206,7 @@ function runLoad(
   return new Promise((resolvePromise, reject) => {
     let buffered = '';
     let before: ReturnType<typeof readCpu> | undefined;
-    let stopSampling: (() => Promise<Record<string, ConnectionStates>>) | undefined;
+    let stopSampling: (() => Promise<DatabaseActivity>) | undefined;
     load.child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       let newline: number;
@@ -217,17 +219,21 @@ function runLoad(
         } else if (line.startsWith('{')) {
           const result = JSON.parse(line) as LoadResult;
           const endedAtMs = Date.now();
-          void Promise.all([before!, readCpu(), stopSampling!()]).then(([start, end, connections]) => {
+          void Promise.all([before!, readCpu(), stopSampling!()]).then(([start, end, database]) => {
             const cpu = Object.fromEntries(
               Object.entries(end.cpu).map(([k, v]) => [k, v - (start.cpu[k] ?? v)]),
             );
             cpu['load generator'] = result.cpuSeconds;
+            cpu['PostgreSQL, this run'] = Object.values(database.backendCpuSeconds).reduce(
+              (a, b) => a + b,
+              0,
+            );
             resolvePromise({
               result,
               cpu,
               wallSeconds: (end.at - start.at) / 1000,
               endedAtMs,
-              connections,
+              connections: database.connections,
               window: [start.at, end.at],
             });
           }, reject);
@@ -238,6 +244,22 @@ function runLoad(
       if (code !== 0) reject(new Error(`load generator exited ${code}:\n${tail(load.logFile)}`));
     });
   });
+}
+
+/** CPU seconds per second of each component while no orders flow: polling loops, heartbeats, scrapes. */
+async function idleWindow(readCpu: () => Promise<{ cpu: CpuSnapshot; at: number }>): Promise<CpuSnapshot> {
+  const stopSampling = sampleDatabaseActivity(infrastructure.databaseUrl, infrastructure.applicationPrefix);
+  const start = await readCpu();
+  await sleep(IDLE_SECONDS * 1000);
+  const end = await readCpu();
+  const database = await stopSampling();
+  const seconds = (end.at - start.at) / 1000;
+  const rates = Object.fromEntries(
+    Object.entries(end.cpu).map(([k, v]) => [k, (v - (start.cpu[k] ?? v)) / seconds]),
+  );
+  rates['PostgreSQL, this run'] =
+    Object.values(database.backendCpuSeconds).reduce((a, b) => a + b, 0) / seconds;
+  return rates;
 }
 
 async function main() {
@@ -260,6 +282,8 @@ async function main() {
   const rounds: Round[] = [];
   const alone: Alone[] = [];
   let rowsPerOrder: Record<string, number> = {};
+  /** CPU seconds per second of each component with no orders flowing (pollers, heartbeats). */
+  let idleCpu: CpuSnapshot = {};
   let seeded: Seeded | undefined;
   let stockProblems: string[] = [];
   let servers = { pg: '?', kafka: '?', rabbit: '?' };
@@ -438,6 +462,8 @@ async function main() {
       await round(mode, `warmup-${mode}`, settings.warmupSeconds, 0);
     }
     for (const mode of settings.modes) alone.push(await oneAtATime(mode));
+    log(`measuring the idle system (${IDLE_SECONDS} s)`);
+    idleCpu = await idleWindow(readCpu);
     for (let i = 1; i <= settings.rounds; i++) {
       for (const mode of settings.modes)
         rounds.push(await round(mode, `${mode}-${i}`, settings.durationSeconds, i));
@@ -464,6 +490,7 @@ async function main() {
     rounds,
     alone,
     rowsPerOrder,
+    idleCpu,
     code,
     profiled: settings.cpuProfileDir
       ? services
@@ -541,6 +568,7 @@ function report(input: {
   rounds: Round[];
   alone: Alone[];
   rowsPerOrder: Record<string, number>;
+  idleCpu: CpuSnapshot;
   versions: string;
   code: string;
   profiled: { name: string; file: string; spawnedAt: number }[];
@@ -578,6 +606,13 @@ function report(input: {
       catchUp: m((r) => r.check.publicCatchUpMs),
       machine: m((r) => (100 * r.cpu['machine']!) / r.wallSeconds),
       // Per order placed during the round (answered, or in flight at its end).
+      // Net of the component's idle rate: what the orders themselves cost.
+      netCpuPerOrder: (component: string) =>
+        m(
+          (r) =>
+            (1000 * ((r.cpu[component] ?? NaN) - (input.idleCpu[component] ?? 0) * r.wallSeconds)) /
+            Math.max(1, r.check.ordersInDb),
+        ),
       cpuPerOrder: (component: string) =>
         m((r) => (1000 * (r.cpu[component] ?? NaN)) / Math.max(1, r.check.ordersInDb)),
       stage: (name: string) => m((r) => 1000 * (r.stages[name] ?? NaN)),
@@ -640,17 +675,44 @@ function report(input: {
       ([name, source, f]) => `| ${name} | ${source} | ${byMode.map((r) => fixed(f(r), 2)).join(' | ')} |`,
     ),
   ];
-  const components = [...SERVICES, 'PostgreSQL', 'Kafka', 'RabbitMQ', 'load generator', 'machine'].filter(
-    (c) => rounds.some((r) => r.cpu[c] !== undefined),
-  );
+  /** This system's own CPU: its seven processes, its PostgreSQL connections, the broker it uses. */
+  const systemComponents = [...SERVICES, 'PostgreSQL, this run', 'Kafka', 'RabbitMQ'];
+  const present = (c: string) => rounds.some((r) => r.cpu[c] !== undefined);
+  const systemPerOrder = (r: (typeof byMode)[number]) =>
+    systemComponents.filter(present).reduce((sum, c) => sum + r.netCpuPerOrder(c), 0);
+  const label: Record<string, string> = {
+    'PostgreSQL, this run': "PostgreSQL: this run's connections (their server processes)",
+    Kafka: 'Kafka broker',
+    RabbitMQ: 'RabbitMQ (the shared server: every user)',
+    machine: 'whole machine: busy time of every process, other work included (gross)',
+  };
+  const pinning = (c: string) =>
+    (settings.cpus as Record<string, string>)[c] ?? (c === 'load generator' ? settings.loadCpu : 'unpinned');
+  const idlePercent = (c: string) =>
+    input.idleCpu[c] === undefined ? '' : `${fixed(100 * input.idleCpu[c], 1)} %`;
   const cpu = [
-    `| component | pinned to | ${byMode.map((r) => `${r.mode}: CPU ms per order`).join(' | ')} |`,
-    `| --- | --- | ${byMode.map(() => '---:').join(' | ')} |`,
-    ...components.map(
-      (c) =>
-        `| ${c === 'machine' ? '**whole machine** (all processes, busy time)' : c} | ${(settings.cpus as Record<string, string>)[c] ?? (c === 'load generator' ? settings.loadCpu : 'unpinned')} | ${byMode.map((r) => fixed(r.cpuPerOrder(c), 2)).join(' | ')} |`,
-    ),
+    `| component | pinned to | idle, no orders (% of a core) | ${byMode.map((r) => `${r.mode}: CPU ms per order`).join(' | ')} |`,
+    `| --- | --- | ---: | ${byMode.map(() => '---:').join(' | ')} |`,
+    ...systemComponents
+      .filter(present)
+      .map(
+        (c) =>
+          `| ${label[c] ?? c} | ${pinning(c)} | ${idlePercent(c)} | ${byMode.map((r) => fixed(r.netCpuPerOrder(c), 2)).join(' | ')} |`,
+      ),
+    `| **this system** (the rows above) | | ${fixed(100 * systemComponents.reduce((sum, c) => sum + (input.idleCpu[c] ?? 0), 0), 1)} % | ${byMode.map((r) => `**${fixed(systemPerOrder(r), 1)}**`).join(' | ')} |`,
+    ...['load generator', 'machine']
+      .filter(present)
+      .map(
+        (c) =>
+          `| ${label[c] ?? c} | ${pinning(c)} | ${c === 'machine' ? idlePercent(c) : ''} | ${byMode.map((r) => fixed(r.cpuPerOrder(c), 2)).join(' | ')} |`,
+      ),
   ];
+  const ceiling = byMode
+    .map(
+      (r) =>
+        `${r.mode} ${fixed((cpus().length * 1000) / systemPerOrder(r), 0)} orders/s (${fixed(systemPerOrder(r), 1)} CPU ms per order)`,
+    )
+    .join(', ');
   const states = ['running', 'waitingOnLock', 'idleInTransaction', 'idle'] as const;
   const connections = [
     `| service | ${byMode.map((r) => `${r.mode}: running / waiting on a lock / idle in transaction / idle`).join(' | ')} |`,
@@ -714,9 +776,11 @@ function report(input: {
     '',
     ...stages,
     '',
-    'CPU time per order, from `/proc/<pid>/stat` over the load window (PostgreSQL and RabbitMQ: every process of that name on the machine, so other users of the shared servers count too):',
+    `CPU time per order placed, from \`/proc/<pid>/stat\` over the load window, net of what each process burns with no orders flowing (measured for ${IDLE_SECONDS} s after the one-at-a-time orders: pollers, heartbeats):`,
     '',
     ...cpu,
+    '',
+    `At this system's CPU cost per order, the machine's ${cpus().length} cores could complete at most: ${ceiling}, with nothing else running (a ceiling: CPU time measured while other work competed for the cores, and so for caches, is likely higher than it would be on a quiet machine).`,
     '',
     "PostgreSQL connections of each service during the load (mean of pg_stat_activity sampled every 100 ms; each service's pool opens at most 10): all of a pool's connections busy means requests queue for one; idle in transaction means the database waits for the service.",
     '',
