@@ -25,7 +25,10 @@ import { createUsersService } from '../subgraphs/users/src/server.ts';
 
 type SystemFactory = (deps: SubgraphDeps, started: Partial<Record<SubgraphName, { url: string }>>) => Service;
 
-/** In start order: orders calls users, products and payments, so it starts after them. */
+/**
+ * In start order: orders calls users, products and payments, so it starts after them. The system
+ * stops them in the reverse order (see `stopServices`), callers before what they call.
+ */
 function subgraphFactories(
   mailer: Mailer | undefined,
   provider: PaymentProvider | undefined,
@@ -107,7 +110,49 @@ export interface System {
  */
 export async function createSystem(options: SystemOptions): Promise<System> {
   const { config, logger } = options;
+  // Databases, brokers and tracers: released once every service has stopped.
   const resources = createDisposableStack();
+  // Services are not on that stack: its order would be the order they were started in, and a
+  // restarted products (a test's restart()) would then stop before the gateway and orders still
+  // calling it. They stop in a fixed order instead: the gateway (no new requests, in-flight ones
+  // drained), then each subgraph before the ones it calls, so orders' saga runner records its
+  // current step while payments and products still answer.
+  const gateways: Gateway[] = [];
+  const instances: { name: SubgraphName; service: Service }[] = [];
+  const factories = new Map(
+    subgraphFactories(options.mailer, options.paymentProvider, options.ordersSiblings).filter(
+      ([name]) => !options.external?.[name],
+    ),
+  );
+  const stopOrder = [...factories.keys()].reverse();
+  let stopping: Promise<void> | undefined;
+  function stopServices(): Promise<void> {
+    stopping ??= (async () => {
+      const errors: unknown[] = [];
+      const stop = async (name: string, service: { stop(): Promise<void> }) => {
+        try {
+          await service.stop();
+          logger.info({ stopped: name }, 'service stopped');
+        } catch (error) {
+          errors.push(error);
+        }
+      };
+      for (const gateway of gateways.reverse()) await stop('gateway', gateway);
+      for (const name of stopOrder) {
+        for (const instance of instances.filter((i) => i.name === name)) await stop(name, instance.service);
+      }
+      if (errors.length === 1) throw errors[0];
+      if (errors.length > 1) throw new AggregateError(errors, 'several services failed to stop');
+    })();
+    return stopping;
+  }
+  async function stopAll() {
+    try {
+      await stopServices();
+    } finally {
+      await resources.dispose();
+    }
+  }
   try {
     const secrets = resolveSecrets(config, logger);
     let shared: PGlite | undefined;
@@ -128,11 +173,6 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     });
     resources.defer(() => queue.close());
     const subgraphs = {} as System['subgraphs'];
-    const factories = new Map(
-      subgraphFactories(options.mailer, options.paymentProvider, options.ordersSiblings).filter(
-        ([name]) => !options.external?.[name],
-      ),
-    );
     const secretsAndBrokers = { config, secrets, stream, queue };
     async function startInstance(name: SubgraphName, port: number) {
       const db = await openServiceDatabase(config, {
@@ -147,7 +187,7 @@ export async function createSystem(options: SystemOptions): Promise<System> {
         { ...secretsAndBrokers, db, logger: logger.child({ service: name }), observability },
         subgraphs,
       );
-      resources.defer(() => service.stop());
+      instances.push({ name, service });
       const { url } = await service.start({ port, host: config.HOST });
       return { service, url, db };
     }
@@ -168,7 +208,7 @@ export async function createSystem(options: SystemOptions): Promise<System> {
           ...options.external,
         },
       });
-      resources.defer(() => instance.stop());
+      gateways.push(instance);
       gateway = instance;
       return instance.start({ port, host: config.HOST });
     }
@@ -178,6 +218,10 @@ export async function createSystem(options: SystemOptions): Promise<System> {
     async function restart(name: SubgraphName) {
       const current = subgraphs[name];
       await current.service.stop();
+      instances.splice(
+        instances.findIndex((instance) => instance.service === current.service),
+        1,
+      );
       await startSubgraph(name, Number(new URL(current.url).port));
     }
     async function restartGateway() {
@@ -196,10 +240,10 @@ export async function createSystem(options: SystemOptions): Promise<System> {
       restart,
       restartGateway,
       startReplica: (name) => startInstance(name, 0),
-      stop: () => resources.dispose(),
+      stop: stopAll,
     };
   } catch (error) {
-    await resources.dispose().catch(() => {});
+    await stopAll().catch(() => {});
     throw error;
   }
 }

@@ -64,7 +64,9 @@ const EPHEMERAL_PORTS: Record<string, string> = {
   ...Object.fromEntries(SUBGRAPH_NAMES.map((name) => [`${name.toUpperCase()}_PORT`, '0'])),
 };
 
-describe('running it', () => {
+// Each test starts real processes (tsx compiles on start): slow on a busy machine, and the
+// waits for their log lines allow 45 s.
+describe('running it', { timeout: 120_000 }, () => {
   it('`npm start` serves the whole graph from one process and stops cleanly on Ctrl-C', async () => {
     const system = start('scripts/startAll.ts', {
       ...EPHEMERAL_PORTS,
@@ -83,6 +85,16 @@ describe('running it', () => {
     system.child.kill('SIGINT');
     expect(await system.exited).toBe(0);
     expect(system.lines.join('\n')).toMatch(/stopped cleanly/);
+    // The gateway first (no new requests), then each service before the ones it calls: orders'
+    // saga runner still reaches users, products and payments while it stops.
+    const stopped = system.lines
+      .filter((line) => line.includes('"msg":"service stopped"'))
+      .map((line) => (JSON.parse(line) as { stopped: string }).stopped);
+    expect([...stopped].sort()).toEqual(['gateway', ...SUBGRAPH_NAMES].sort());
+    expect(stopped[0]).toBe('gateway');
+    for (const callee of ['users', 'products', 'payments']) {
+      expect(stopped.indexOf('orders'), callee).toBeLessThan(stopped.indexOf(callee));
+    }
   });
 
   it('SIGTERM during a running placeOrder lets the request complete, then exits 0', async () => {

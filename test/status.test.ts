@@ -1,10 +1,24 @@
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUBGRAPH_NAMES } from '../lib/config.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 
 let system: TestSystem;
+const logs: { msg?: string; stopped?: string }[] = [];
 beforeAll(async () => {
-  system = await startTestSystem();
+  system = await startTestSystem(
+    { LOG_LEVEL: 'info' },
+    {
+      logDestination: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          for (const line of chunk.toString().split('\n').filter(Boolean)) {
+            logs.push(JSON.parse(line) as (typeof logs)[number]);
+          }
+          done();
+        },
+      }),
+    },
+  );
 });
 afterAll(() => system?.stop());
 
@@ -102,5 +116,17 @@ describe('health and status endpoints', () => {
     expect(report.body['status']).toBe('degraded');
     await system.restart('payments');
     expect((await gateway('/ready')).status).toBe(200);
+  });
+
+  it('stops the gateway first, then each subgraph before those it calls, restarted ones included', async () => {
+    // Restarted after the gateway started (payments above too): they must still stop after orders.
+    await system.restart('products');
+    await system.stop();
+    const stopped = logs.filter((l) => l.msg === 'service stopped').map((l) => l.stopped);
+    expect([...stopped].sort()).toEqual(['gateway', ...SUBGRAPH_NAMES].sort());
+    expect(stopped[0]).toBe('gateway');
+    for (const callee of ['users', 'products', 'payments']) {
+      expect(stopped.indexOf('orders'), callee).toBeLessThan(stopped.indexOf(callee));
+    }
   });
 });
