@@ -129,6 +129,7 @@ export function createGateway({
     routed,
     createDataSource: subgraphDataSource,
     metrics: observability.metrics,
+    tracer: observability.tracing.tracer,
     rateLimit: (viewer, ip) =>
       takeTokens(operationBucketKey(viewer, ip), 1, operationBucket, 'subscriptions'),
   });

@@ -21,7 +21,6 @@ import { appError, ErrorCode } from '../../../lib/errors.ts';
 import { createFormatError } from '../../../lib/http/formatError.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { Metrics } from '../../../lib/observability/createMetrics.ts';
-import { createTracing } from '../../../lib/observability/createTracing.ts';
 import { REQUEST_ID_HEADER } from '../../../lib/observability/requestId.ts';
 import type { SubgraphDataSource } from '../subgraphs/createSubgraphDataSource.ts';
 import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
@@ -81,12 +80,8 @@ export function attachSubscriptions({
   createDataSource: (endpoint: { name: string; url?: string }) => SubgraphDataSource;
   /** WebSocket connections, client and upstream subscriptions, read at scrape time. */
   metrics?: Metrics;
-  /**
-   * The gateway's tracer, for a span per subscription. Without one (server.ts does not pass it
-   * yet) the subscriptions get a tracer of their own, with the gateway's service name and OTLP
-   * endpoint, shut down with them.
-   */
-  tracer?: Tracer;
+  /** The gateway's tracer: a span per subscription, in the same traces as HTTP operations. */
+  tracer: Tracer;
   /**
    * Counts a new subscription against the caller's rate limit, as an HTTP operation is counted;
    * rejects (RATE_LIMITED) when the caller is over it.
@@ -125,10 +120,7 @@ export function attachSubscriptions({
     hideSchemaDetails: production,
     logger,
   });
-  const ownTracing = tracer
-    ? undefined
-    : createTracing({ service: 'gateway', otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
-  const observer = observeSubscriptions({ logger, tracer: tracer ?? ownTracing!.tracer });
+  const observer = observeSubscriptions({ logger, tracer });
   // Errors leave as over HTTP (server.ts): each with its code, nothing internal in production.
   const formatError = createFormatError({ logger, production });
   const formatErrors = (errors: readonly GraphQLError[]) =>
@@ -451,7 +443,6 @@ export function attachSubscriptions({
       await wsCleanup.dispose(); // closes every client socket with 1001 (going away)
       shared.stop();
       await sockets.stop();
-      await ownTracing?.shutdown();
     })());
 
   const plugin: ApolloServerPlugin = {
