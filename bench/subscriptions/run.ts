@@ -51,9 +51,9 @@ const env = process.env;
 const settings = {
   clientCounts: (env['BENCH_CLIENTS'] ?? '1000,5000,10000').split(',').map((n) => Number(n.trim())),
   ordersPerSecond: Number(env['BENCH_ORDER_RATE'] ?? 1),
-  durationSeconds: Number(env['BENCH_DURATION_S'] ?? 20),
-  warmupOrders: Number(env['BENCH_WARMUP_ORDERS'] ?? 10),
-  drainTimeoutSeconds: Number(env['BENCH_DRAIN_TIMEOUT_S'] ?? 120),
+  durationSeconds: Number(env['BENCH_DURATION_S'] ?? 15),
+  warmupOrders: Number(env['BENCH_WARMUP_ORDERS'] ?? 3),
+  drainTimeoutSeconds: Number(env['BENCH_DRAIN_TIMEOUT_S'] ?? 300),
   baseline: (env['BENCH_BASELINE'] ?? 'direct') !== 'none',
   connectConcurrency: Number(env['BENCH_CONNECT_CONCURRENCY'] ?? 100),
   port: Number(env['BENCH_PORT'] ?? 4600),
@@ -407,11 +407,33 @@ async function measureRow(
     row.sockets = readies.reduce((n, r) => n + r.sockets, 0);
     row.failedSockets = readies.reduce((n, r) => n + r.failedSockets, 0);
     row.connectSeconds = Math.max(...readies.map((r) => r.connectMs)) / 1_000;
-    row.connectCpuMsPerClient = (1_000 * ((await cpuSeconds(serving)) - servingCpuBeforeConnect)) / clients;
     const failures = readies.flatMap((r) => r.failures);
     console.log(
       `  ${path} ${clients}: ${row.sockets} sockets in ${row.connectSeconds.toFixed(1)} s${row.failedSockets ? `, ${row.failedSockets} failed: ${failures.join('; ')}` : ''}`,
     );
+    // Memory once every subscription is live and before any event: what the clients themselves
+    // cost (after the warm-up, undelivered events and garbage would count too).
+    if (path === 'gateway') {
+      const deadline = Date.now() + settings.drainTimeoutSeconds * 1_000;
+      let gauges = await scrapeGatewayMetrics(settings.port);
+      while ((gauges['gateway_subscriptions'] ?? 0) < 2 * row.sockets && Date.now() < deadline) {
+        await sleep(250);
+        gauges = await scrapeGatewayMetrics(settings.port);
+      }
+      row.gatewaySubscriptions = gauges['gateway_subscriptions'];
+      row.gatewayConnections = gauges['gateway_websocket_connections'];
+      const mib = (key: string) => (gauges[key]! - heapBefore[key]!) / 2 ** 20;
+      row.heapGrowth = mib('nodejs_heap_size_used_bytes');
+      row.externalGrowth = mib('nodejs_external_memory_bytes');
+    } else {
+      // No gauge to wait on: the subgraphs have had the subscribe messages for a while.
+      await sleep(2_000);
+    }
+    row.connectCpuMsPerClient = (1_000 * ((await cpuSeconds(serving)) - servingCpuBeforeConnect)) / clients;
+    row.servingRssConnected = await rssMiB(serving);
+    if (settings.heapSnapshotDir && path === 'gateway') {
+      await heapSnapshot(gateway, `gateway-${clients}-clients-connected`);
+    }
 
     const adminHeaders = bearer(ready.admin.token);
     const metricsNow = async () => {
@@ -450,18 +472,6 @@ async function measureRow(
     await Promise.all(processes.map((p) => p.request({ cmd: 'reset' }, 'reset')));
 
     const connectTo = phase();
-    if (settings.heapSnapshotDir && path === 'gateway') {
-      await heapSnapshot(gateway, `gateway-${clients}-clients-connected`);
-    }
-    if (path === 'gateway') {
-      const gauges = await scrapeGatewayMetrics(settings.port);
-      row.gatewaySubscriptions = gauges['gateway_subscriptions'];
-      row.gatewayConnections = gauges['gateway_websocket_connections'];
-      const mib = (key: string, from: Record<string, number>) => (gauges[key]! - from[key]!) / 2 ** 20;
-      row.heapGrowth = mib('nodejs_heap_size_used_bytes', heapBefore);
-      row.externalGrowth = mib('nodejs_external_memory_bytes', heapBefore);
-    }
-    row.servingRssConnected = await rssMiB(serving);
     const clientPids = processes.map((p) => p.proc.pid);
     const cpuOf = async (pids: number[]) =>
       (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
@@ -630,8 +640,8 @@ function detailsOf(rows: Row[]): string[] {
         `sockets closed by the server ${JSON.stringify(r.closes)}`,
         ...(r.path === 'gateway'
           ? [
-              `gauges after warm-up: ${r.gatewayConnections} connections, ${r.gatewaySubscriptions} subscriptions`,
-              `while connecting, JS heap +${fmt(r.heapGrowth)} MiB, external +${fmt(r.externalGrowth)} MiB`,
+              `gauges once connected: ${r.gatewayConnections} connections, ${r.gatewaySubscriptions} subscriptions`,
+              `JS heap in use +${fmt(r.heapGrowth)} MiB, external +${fmt(r.externalGrowth)} MiB once connected (garbage not yet collected included)`,
               `${r.phases}`,
             ]
           : []),
@@ -658,10 +668,11 @@ function gitDescription(): string {
 }
 
 async function main() {
-  pinSelf(settings.sideCpu);
   const machine = machineLines(
     `Node ${process.version}; @apollo/gateway ${packageVersion(root, '@apollo/gateway')}, @apollo/server ${packageVersion(root, '@apollo/server')}, graphql ${packageVersion(root, 'graphql')}, graphql-ws ${packageVersion(root, 'graphql-ws')}, ws ${packageVersion(root, 'ws')}; ${gitDescription()}`,
   );
+  // After machineLines: nproc counts only the CPUs this process may run on.
+  pinSelf(settings.sideCpu);
   console.log(
     `subscriptions benchmark; ${JSON.stringify(settings)}; open files ${openFiles}; logs in ${work}`,
   );
