@@ -1,23 +1,27 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServiceCredentials, Role } from '../lib/auth/tokens.ts';
+import { createServiceCredentials, Role, SERVICE_CREDENTIAL_HEADER } from '../lib/auth/tokens.ts';
 import {
   createEmbeddedPostgres,
   createPgliteDatabase,
   createPostgresDatabase,
   type Database,
 } from '../lib/db/createDatabase.ts';
+import { migrate } from '../lib/db/migrate.ts';
 import type { Service } from '../lib/http/createSubgraphService.ts';
 import { createObservability } from '../lib/observability/createObservability.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { EventEnvelope } from '../lib/messaging/envelope.ts';
+import { outboxMigrations } from '../lib/outbox/appendEvent.ts';
 import { createSagaStore } from '../subgraphs/orders/src/saga/sagaStore.ts';
 import { createOrdersService } from '../subgraphs/orders/src/server.ts';
+import { createOrderStore } from '../subgraphs/orders/src/store.ts';
 import {
   PRODUCTION_PAYMENT_TIMING,
   providerChargeKey,
@@ -574,5 +578,118 @@ describe('orders replicas in the test process, their siblings behind the proxy',
       'OrderCancelled',
     ]);
     expect((published[4]!.data as { reason?: string }).reason).toMatch(/expired/);
+  }, 60_000);
+  it('after the upgrade, a saga that had ended FAILED with its refund and release undone compensates again, until done', async () => {
+    const [db] = await sharedDatabase('upgrade');
+    // The orders schema as it was before compensation was retried (migrations 001-003).
+    const before = mkdtempSync(join(tmpdir(), 'orders-migrations-'));
+    resources.push(async () => rmSync(before, { recursive: true, force: true }));
+    const migrations = fileURLToPath(new URL('../subgraphs/orders/migrations/', import.meta.url));
+    for (const file of ['001_orders.sql', '002_saga.sql', '003_saga_lease.sql']) {
+      copyFileSync(join(migrations, file), join(before, file));
+    }
+    await migrate(db, [{ component: 'orders', dir: before }, outboxMigrations]);
+
+    // A paid order whose commit was refused, then whose refund and release failed once: the old
+    // saga ended it CANCELLED and FAILED, with the money captured and the units held.
+    const product = await createProduct(system, adminToken, { stock: 10, priceCents: 1_808 });
+    const orderId = randomUUID();
+    const asOrders = async <T>(url: string, query: string, input: Record<string, unknown>) => {
+      const credential = await createServiceCredentials({
+        secret: secrets.SERVICE_SECRET,
+        ttlSeconds: 60,
+        service: 'orders',
+      }).sign(null);
+      const response = await postGraphQL<T>(
+        url,
+        { query, variables: { input } },
+        { [SERVICE_CREDENTIAL_HEADER]: credential },
+      );
+      expect(response.errors).toBeUndefined();
+      return response.data!;
+    };
+    const reserved = await asOrders<{ reserveStock: { status: string } }>(
+      system.subgraphs.products.url,
+      'mutation($input: ReserveStockInput!) { reserveStock(input: $input) { status } }',
+      {
+        idempotencyKey: `${orderId}:reserve-stock`,
+        orderId,
+        items: [{ productId: product.id, quantity: 2 }],
+      },
+    );
+    const charged = await asOrders<{ chargePayment: { status: string } }>(
+      system.subgraphs.payments.url,
+      'mutation($input: ChargePaymentInput!) { chargePayment(input: $input) { status } }',
+      {
+        idempotencyKey: `${orderId}:charge`,
+        orderId,
+        userId: customer.id,
+        amountCents: 2 * 1_808,
+        paymentToken: 'tok_visa',
+      },
+    );
+    expect([reserved.reserveStock.status, charged.chargePayment.status]).toEqual(['HELD', 'CAPTURED']);
+    const at = new Date();
+    const step = (name: string, status: 'SUCCEEDED' | 'FAILED', error: string | null = null) => ({
+      name,
+      status,
+      attempts: 1,
+      error,
+      startedAt: at,
+      finishedAt: at,
+    });
+    await createOrderStore(db).create({
+      id: orderId,
+      userId: customer.id,
+      status: 'CANCELLED',
+      failureReason: 'products: reservation is EXPIRED, not HELD',
+      sagaState: 'FAILED',
+      items: [{ productId: product.id, quantity: 2, unitPriceCents: 1_808 }],
+      steps: [
+        step('VALIDATE_USER', 'SUCCEEDED'),
+        step('RESERVE_STOCK', 'SUCCEEDED'),
+        step('CHARGE_PAYMENT', 'SUCCEEDED'),
+        step('CONFIRM_ORDER', 'FAILED', 'products: reservation is EXPIRED, not HELD'),
+      ],
+    });
+    expect(await stockOf(product.id)).toEqual({ stock: 10, available: 8 });
+
+    const events: EventEnvelope[] = [];
+    const subscription = await system.stream.subscribe({
+      groupId: `upgrade-reader-${randomUUID()}`,
+      topics: ['order-events'],
+      handle: async (message) => {
+        events.push(JSON.parse(message.value) as EventEnvelope);
+      },
+    });
+    resources.push(() => subscription.stop());
+    await startReplica(db); // migrates to the current schema, then resumes what is in flight
+
+    const done = await eventually(
+      () => sagaOf(db, orderId),
+      (saga) => saga.saga_state !== 'COMPENSATING' && saga.saga_state !== 'FAILED',
+    );
+    expect(done).toMatchObject({ status: 'CANCELLED', saga_state: 'COMPENSATED' });
+    expect(done.steps.map((s) => [s.name, s.status])).toEqual([
+      ['VALIDATE_USER', 'SUCCEEDED'],
+      ['RESERVE_STOCK', 'COMPENSATED'],
+      ['CHARGE_PAYMENT', 'COMPENSATED'],
+      ['CONFIRM_ORDER', 'FAILED'],
+      ['REFUND_PAYMENT', 'SUCCEEDED'],
+      ['RELEASE_STOCK', 'SUCCEEDED'],
+    ]);
+    expect(await stockOf(product.id)).toEqual({ stock: 10, available: 10 });
+    expect(processorRecordsOf(orderId)).toMatchObject({ captures: [{}], refunds: [{}] });
+    // The refund and the release are announced; the cancellation was, back then, and is not again.
+    const published = await eventually(
+      async () => events.filter((e) => e.aggregateId === orderId),
+      (list) => list.some((e) => e.eventType === 'StockReleased'),
+    );
+    await delay(200);
+    expect(events.filter((e) => e.aggregateId === orderId).map((e) => e.eventType)).toEqual([
+      'PaymentRefunded',
+      'StockReleased',
+    ]);
+    expect(published[0]!.data).toMatchObject({ orderId, status: 'CANCELLED' });
   }, 60_000);
 });

@@ -444,7 +444,12 @@ export function createSagaRunner({
     await store.apply(order.id, {
       steps: skipped,
       order: { status: 'CANCELLED', sagaState: refused ? 'FAILED' : 'COMPENSATED' },
-      events: [{ type: 'OrderCancelled', extra: { reason: order.failureReason ?? 'cancelled' } }],
+      // Already CANCELLED: a saga that ended FAILED before compensation was retried, and now
+      // finishes it (migrations/005); its cancellation was announced then.
+      events:
+        order.status === 'CANCELLED'
+          ? []
+          : [{ type: 'OrderCancelled', extra: { reason: order.failureReason ?? 'cancelled' } }],
     });
     return refused ? 'failed' : 'cancelled';
   }
