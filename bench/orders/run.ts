@@ -282,6 +282,7 @@ async function main() {
   const rounds: Round[] = [];
   const alone: Alone[] = [];
   let rowsPerOrder: Record<string, number> = {};
+  const startupNotes: string[] = [];
   /** CPU seconds per second of each component with no orders flowing (pollers, heartbeats). */
   let idleCpu: CpuSnapshot = {};
   let seeded: Seeded | undefined;
@@ -312,6 +313,11 @@ async function main() {
       basePort: settings.basePort,
       cpus: settings.cpus,
       env: serviceEnvironment,
+      onRestart: (name, serviceLog) => {
+        const note = `${name} exited while starting (${fatalMessage(serviceLog)}) and was started again`;
+        startupNotes.push(note);
+        log(`  ${note}`);
+      },
       // Its own application_name per service, so the harness can tell their connections apart.
       envFor: (name) => ({
         DATABASE_URL: withApplicationName(
@@ -491,6 +497,7 @@ async function main() {
     alone,
     rowsPerOrder,
     idleCpu,
+    startupNotes,
     code,
     profiled: settings.cpuProfileDir
       ? services
@@ -511,6 +518,21 @@ async function main() {
   console.log(`\n${markdown}\nwritten to ${settings.output}`);
   const checks = [...rounds, ...alone].map((r) => r.check);
   if (checks.some((c) => c.problems.length) || stockProblems.length) process.exitCode = 1;
+}
+
+/** The message of the last fatal (pino level 60) line of a service's log. */
+function fatalMessage(serviceLog: string): string {
+  const line = serviceLog
+    .split('\n')
+    .reverse()
+    .find((l) => l.includes('"level":60'));
+  if (!line) return 'no fatal log line';
+  try {
+    const entry = JSON.parse(line) as { msg?: string; err?: { message?: string } };
+    return entry.err?.message ?? entry.msg ?? line.slice(0, 200);
+  } catch {
+    return line.slice(0, 200);
+  }
 }
 
 function withApplicationName(url: string, name: string): string {
@@ -569,6 +591,7 @@ function report(input: {
   alone: Alone[];
   rowsPerOrder: Record<string, number>;
   idleCpu: CpuSnapshot;
+  startupNotes: string[];
   versions: string;
   code: string;
   profiled: { name: string; file: string; spawnedAt: number }[];
@@ -753,6 +776,7 @@ function report(input: {
     ),
     `- Code: ${input.code}`,
     `- Processes: the gateway and the six subgraphs each in its own process (\`gateway/src/main.ts\`, \`subgraphs/<name>/src/main.ts\`), \`NODE_ENV=production\`, \`LOG_LEVEL=warn\`, pinned with taskset: ${SERVICES.map((s) => `${s} ${settings.cpus[s]}`).join(', ')}; load generator ${settings.loadCpu}. PostgreSQL (${infrastructure.databaseUrl.replace(/\/\/[^@]*@/, '//')}, schemas \`${infrastructure.schemaPrefix}*\`), RabbitMQ and Kafka (${input.broker.origin}) unpinned; MESSAGING_NAMESPACE \`${infrastructure.namespace}\``,
+    ...input.startupNotes.map((note) => `- Start-up: ${note}`),
     `- Raised for the run (50 clients from one address): ${Object.entries(RAISED_RATE_LIMITS)
       .map(([k, v]) => `\`${k}=${v}\``)
       .join(

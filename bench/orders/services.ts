@@ -41,7 +41,12 @@ export interface StartServicesOptions {
   nodeFlags?: Partial<Record<ServiceName, string[]>>;
   /** Variables of one process only, over `env`. */
   envFor?: (name: ServiceName) => NodeJS.ProcessEnv;
+  /** Told when a service that failed to start is started again, with the end of its log. */
+  onRestart?: (name: ServiceName, log: string) => void;
 }
+
+/** Starts per service before giving up (see startServices). */
+const START_ATTEMPTS = 3;
 
 const entryPoint = (name: ServiceName) =>
   name === 'gateway' ? 'gateway/src/main.ts' : `subgraphs/${name}/src/main.ts`;
@@ -78,45 +83,44 @@ export async function startServices(options: StartServicesOptions): Promise<Serv
   const tsx = ['--import', import.meta.resolve('tsx')];
   const ports = serviceEnv(options.basePort);
   const started: ServiceProcess[] = [];
-  try {
-    // Subgraphs first (in parallel: each migrates its own schema), then the gateway.
-    const subgraphs = SERVICES.filter((name) => name !== 'gateway');
-    for (const name of subgraphs) {
-      const port = options.basePort + SERVICES.indexOf(name);
-      started.push({
-        name,
-        process: spawnPinned(
-          options.cpus[name],
-          [...(options.nodeFlags?.[name] ?? []), ...tsx, join(options.root, entryPoint(name))],
-          {
-            env: { ...options.env, ...ports, ...options.envFor?.(name) },
-            cwd: options.root,
-            logFile: join(options.work, `${name}.log`),
-          },
-        ),
-        url: `http://127.0.0.1:${port}/graphql`,
-        metricsUrl: `http://127.0.0.1:${port}/metrics`,
-        cpus: options.cpus[name],
-        spawnedAt: performance.now(),
-      });
-    }
-    await Promise.all(started.map((s) => waitForReady(s.url.replace(/\/graphql$/, ''), s.process)));
-    const gateway: ServiceProcess = {
-      name: 'gateway',
+  const spawn = (name: ServiceName, attempt: number): ServiceProcess => {
+    const port = options.basePort + SERVICES.indexOf(name);
+    return {
+      name,
       process: spawnPinned(
-        options.cpus.gateway,
-        [...(options.nodeFlags?.gateway ?? []), ...tsx, join(options.root, entryPoint('gateway'))],
+        options.cpus[name],
+        [...(options.nodeFlags?.[name] ?? []), ...tsx, join(options.root, entryPoint(name))],
         {
-          env: { ...options.env, ...ports, ...options.envFor?.('gateway') },
+          env: { ...options.env, ...ports, ...options.envFor?.(name) },
           cwd: options.root,
-          logFile: join(options.work, 'gateway.log'),
+          logFile: join(options.work, `${name}${attempt > 1 ? `.${attempt}` : ''}.log`),
         },
       ),
-      url: `http://127.0.0.1:${options.basePort}/graphql`,
-      metricsUrl: `http://127.0.0.1:${options.basePort}/metrics`,
-      cpus: options.cpus.gateway,
+      url: `http://127.0.0.1:${port}/graphql`,
+      metricsUrl: `http://127.0.0.1:${port}/metrics`,
+      cpus: options.cpus[name],
       spawnedAt: performance.now(),
     };
+  };
+  try {
+    // One at a time, the gateway last. A subgraph that exits while starting is started again
+    // (up to START_ATTEMPTS): on a fresh broker, creating a topic can fail with a transient
+    // "does not host this topic-partition", which the services do not retry at start.
+    for (const name of SERVICES.filter((n) => n !== 'gateway')) {
+      for (let attempt = 1; ; attempt++) {
+        const service = spawn(name, attempt);
+        try {
+          await waitForReady(service.url.replace(/\/graphql$/, ''), service.process);
+          started.push(service);
+          break;
+        } catch (error) {
+          await service.process.stop();
+          if (attempt >= START_ATTEMPTS) throw error;
+          options.onRestart?.(name, tail(service.process.logFile));
+        }
+      }
+    }
+    const gateway = spawn('gateway', 1);
     started.unshift(gateway);
     await waitForGraphQL(gateway.url, gateway.process);
     return started;
