@@ -314,7 +314,7 @@ async function measureRow(
     return {
       path,
       clients,
-      skipped: `${clients * socketsPerClient} server-side sockets in one process exceed the open-files limit (${openFiles}, the hard limit here)`,
+      skipped: `skipped: ${clients * socketsPerClient} server-side sockets in one process exceed the open-files limit (${openFiles}, the hard limit here)`,
     };
   }
   const gatewayUrl = `http://127.0.0.1:${settings.port}/graphql`;
@@ -436,7 +436,7 @@ async function measureRow(
     }
 
     const adminHeaders = bearer(ready.admin.token);
-    const metricsNow = async () => {
+    const readMetrics = async () => {
       const data =
         path === 'gateway'
           ? await postGraphQL<{ salesMetrics: unknown }>(gatewayUrl, METRICS_QUERY('name'), {}, adminHeaders)
@@ -447,6 +447,17 @@ async function measureRow(
               { [SERVICE_CREDENTIAL_HEADER]: credential },
             );
       return data.salesMetrics as { confirmedOrders: number };
+    };
+    // An overloaded server may time out or reset a kept-alive connection: try a few times.
+    const metricsNow = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await readMetrics();
+        } catch (error) {
+          if (attempt === 5) throw error;
+          await sleep(1_000 * attempt);
+        }
+      }
     };
     const orders = (count: number) =>
       driver({
@@ -613,7 +624,7 @@ function tableOf(rows: Row[]): string[] {
     const label = r.path === 'gateway' ? 'through the gateway' : 'baseline: direct to subgraphs';
     const clients = r.clients.toLocaleString('en-US');
     if (r.skipped) {
-      lines.push(`| ${label} | ${clients} | skipped: ${r.skipped} | | | | | | | | | | | |`);
+      lines.push(`| ${label} | ${clients} | ${r.skipped} | | | | | | | | | | | |`);
       continue;
     }
     lines.push(
@@ -688,7 +699,12 @@ async function main() {
     for (const clients of settings.clientCounts) {
       for (const path of settings.baseline ? (['gateway', 'direct'] as const) : (['gateway'] as const)) {
         console.log(`measuring ${path}, ${clients} clients`);
-        rows.push(await measureRow(path, clients, system, ready));
+        rows.push(
+          await measureRow(path, clients, system, ready).catch((error: unknown): Row => {
+            console.error(`  ${path} ${clients} failed:`, error);
+            return { path, clients, skipped: `failed: ${String(error).slice(0, 200)}` };
+          }),
+        );
       }
     }
   } finally {
