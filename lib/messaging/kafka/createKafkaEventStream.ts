@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import kafkajs from 'kafkajs';
 import type {
   Consumer,
@@ -67,6 +68,21 @@ const CONSUMER_TUNING: Omit<ConsumerConfig, 'groupId'> = {
 };
 
 /**
+ * A freshly started broker answers topic creation with retriable errors for a few seconds
+ * ("This server does not host this topic-partition") while it elects leaders; a service
+ * starting beside it must wait that out rather than exit.
+ */
+const TOPIC_CREATION_RETRY = retry(
+  handleWhen((error) => {
+    // kafkajs retries inside createTopics first, then wraps the last retriable error as
+    // KafkaJSNumberOfRetriesExceeded (itself non-retriable): look at what it gave up on.
+    const { retriable, cause } = error as { retriable?: unknown; cause?: { retriable?: unknown } };
+    return retriable === true || cause?.retriable === true;
+  }),
+  { maxAttempts: 6, backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 3_000 }) },
+);
+
+/**
  * The event stream on Kafka (kafkajs). Clients connect on first use, so a service starts while
  * the broker is away; publish() and subscribe() then reject with retriable MessagingErrors.
  */
@@ -98,11 +114,11 @@ export function createKafkaEventStream(options: KafkaEventStreamOptions): EventS
   function ensureTopic(topic: string): Promise<void> {
     let ensured = ensuredTopics.get(topic);
     if (!ensured) {
-      ensured = (async () => {
+      ensured = TOPIC_CREATION_RETRY.execute(async () => {
         const client = await admin.get();
         // false (not an error) when the topic exists already.
         await client.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
-      })();
+      });
       ensuredTopics.set(topic, ensured);
       void ensured.catch(() => ensuredTopics.delete(topic));
     }
