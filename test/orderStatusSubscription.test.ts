@@ -184,9 +184,16 @@ describe('Subscription.orderStatusChanged', () => {
   it("with orderId, the owner gets that order's changes only, in order, and no stale repeat", async () => {
     await eventually(runningSubscriptions, (n) => n === 0);
     const release = holdCharges();
-    const order = await placeOrder(alice.token, 'tok_visa', heldProductId); // waits at CHARGE_PAYMENT
-    const one = subscribe<StatusChange>(client, STATUS_CHANGED, { orderId: order }, await asUser(alice));
     const all = subscribe<StatusChange>(client, STATUS_CHANGED, {}, await asUser(alice));
+    await eventually(runningSubscriptions, (n) => n === 1);
+    const order = await placeOrder(alice.token, 'tok_visa', heldProductId); // waits at CHARGE_PAYMENT
+    // placeOrder returns before its OrderPlaced has come round through order-events (with Kafka,
+    // the outbox relay and a consumer): subscribe to the one order only once it has.
+    await eventually(
+      async () => statusesOf(all, order).map((o) => o.status),
+      (statuses) => statuses.includes('PENDING'),
+    );
+    const one = subscribe<StatusChange>(client, STATUS_CHANGED, { orderId: order }, await asUser(alice));
     await eventually(runningSubscriptions, (n) => n === 2);
 
     // Another order of the same owner goes all the way while the first one waits.
