@@ -40,9 +40,21 @@ export interface ReportCommand {
   metricsTargets: { confirmedOrders: number; returnedAt: number }[];
   /** `salesMetrics` once orders stopped, as JSON: every client's last push must equal it. */
   finalMetrics: string;
+  /** What a probe client subscribed straight to the subgraphs received, and when (its TimesMessage). */
+  probe?: { status: Record<string, number>; pushes: number[] };
 }
 
-export type ClientsCommand = { cmd: 'reset' } | { cmd: 'progress' } | ReportCommand | { cmd: 'close' };
+export type ClientsCommand =
+  { cmd: 'reset' } | { cmd: 'progress' } | ReportCommand | { cmd: 'times' } | { cmd: 'close' };
+
+/** The first client's receipts since the last reset: a probe's (one client) reference times. */
+export interface TimesMessage {
+  type: 'times';
+  /** Order id → when its CONFIRMED arrived. */
+  status: Record<string, number>;
+  /** [receivedAt, confirmedOrders] of every push. */
+  pushes: number[];
+}
 
 export interface ReadyMessage {
   type: 'ready';
@@ -74,6 +86,10 @@ export interface ReportMessage {
   metricsEvents: number;
   statusLatency: HistogramEntries;
   statusFromEvent: HistogramEntries;
+  /** Receipt − the probe's receipt of the same CONFIRMED (when the report had a probe). */
+  statusAfterProbe: HistogramEntries;
+  /** Receipt of a push − the probe's first push with at least as many confirmed orders. */
+  metricsAfterProbe: HistogramEntries;
   /** (client, order) pairs with no CONFIRMED event. */
   statusMissing: number;
   statusDuplicates: number;
@@ -92,7 +108,7 @@ export interface ReportMessage {
 }
 
 export type ClientsMessage =
-  ReadyMessage | { type: 'reset' } | ProgressMessage | ReportMessage | { type: 'closed' };
+  ReadyMessage | { type: 'reset' } | ProgressMessage | ReportMessage | TimesMessage | { type: 'closed' };
 
 interface ClientState {
   sockets: WebSocket[];
@@ -309,6 +325,12 @@ export async function runClients(options: ClientsOptions, send: (message: Client
     };
   }
 
+  function times(): TimesMessage {
+    const status: Record<string, number> = {};
+    for (const [orderId, entry] of confirmed) if (entry.seen[0]) status[orderId] = entry.at[0]!;
+    return { type: 'times', status, pushes: states[0]?.pushes ?? [] };
+  }
+
   function report(command: ReportCommand): ReportMessage {
     const statusLatency = createLatencyHistogram();
     let statusMissing = 0;
@@ -337,6 +359,25 @@ export async function runClients(options: ClientsOptions, send: (message: Client
         notFinalSample ??= state.lastMetrics ?? '(no push)';
       }
     }
+    const statusAfterProbe = createLatencyHistogram();
+    const metricsAfterProbe = createLatencyHistogram();
+    if (command.probe) {
+      for (const [orderId, probeAt] of Object.entries(command.probe.status)) {
+        const entry = confirmed.get(orderId);
+        if (!entry) continue;
+        for (let client = 0; client < states.length; client++) {
+          if (entry.seen[client]) statusAfterProbe.record(entry.at[client]! - probeAt);
+        }
+      }
+      const probePushes = command.probe.pushes;
+      for (const state of states) {
+        let probe = 0;
+        for (let push = 0; push < state.pushes.length; push += 2) {
+          while (probe < probePushes.length && probePushes[probe + 1]! < state.pushes[push + 1]!) probe += 2;
+          if (probe < probePushes.length) metricsAfterProbe.record(state.pushes[push]! - probePushes[probe]!);
+        }
+      }
+    }
     return {
       type: 'report',
       events,
@@ -344,6 +385,8 @@ export async function runClients(options: ClientsOptions, send: (message: Client
       metricsEvents,
       statusLatency: statusLatency.entries(),
       statusFromEvent: statusFromEvent.entries(),
+      statusAfterProbe: statusAfterProbe.entries(),
+      metricsAfterProbe: metricsAfterProbe.entries(),
       statusMissing,
       statusDuplicates,
       metricsLatency: metricsLatency.entries(),
@@ -365,6 +408,7 @@ export async function runClients(options: ClientsOptions, send: (message: Client
       send({ type: 'reset' });
     } else if (command.cmd === 'progress') send(progress());
     else if (command.cmd === 'report') send(report(command));
+    else if (command.cmd === 'times') send(times());
     else if (command.cmd === 'close') break;
   }
   ready = false;

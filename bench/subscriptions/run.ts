@@ -133,6 +133,11 @@ interface Row {
   statusP99?: number;
   statusFromEventP50?: number;
   statusFromEventP99?: number;
+  /** Receipt − a direct probe's receipt of the same event: the gateway's share (baseline: the subgraph's spread). */
+  statusAfterProbeP50?: number;
+  statusAfterProbeP99?: number;
+  metricsAfterProbeP50?: number;
+  metricsAfterProbeP99?: number;
   /** Gateway rows: JS heap and external memory growth while the clients connected, MiB. */
   heapGrowth?: number;
   externalGrowth?: number;
@@ -165,14 +170,24 @@ interface Row {
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** Every process this run started and has not stopped: Ctrl-C stops them too. */
+const running = new Set<PinnedProcess>();
+function track(process: PinnedProcess): PinnedProcess {
+  running.add(process);
+  void process.exited.then(() => running.delete(process));
+  return process;
+}
+
 /** One clients.ts process, driven by JSON lines on its stdin, answering on its stdout. */
 function startClientsProcess(options: ClientsOptions, label: string) {
-  const proc = spawnPinned(settings.sideCpu, [...tsx, join(here, 'clients.ts'), JSON.stringify(options)], {
-    env: processEnv,
-    logFile: join(work, `${label}.log`),
-    openFiles,
-    stdin: true,
-  });
+  const proc = track(
+    spawnPinned(settings.sideCpu, [...tsx, join(here, 'clients.ts'), JSON.stringify(options)], {
+      env: processEnv,
+      logFile: join(work, `${label}.log`),
+      openFiles,
+      stdin: true,
+    }),
+  );
   const inbox: ClientsMessage[] = [];
   const waiters: { type: ClientsMessage['type']; resolve: (m: ClientsMessage) => void }[] = [];
   createInterface({ input: proc.child.stdout! }).on('line', (line) => {
@@ -343,7 +358,13 @@ async function measureRow(
       openFiles,
     },
   );
+  track(gateway);
   const processes: ClientsProcess[] = [];
+  /**
+   * One more client, subscribed straight to the subgraphs: when it receives an event is about when
+   * the gateway receives it from upstream, so receipt − the probe's receipt is the gateway's share.
+   */
+  let probe: ClientsProcess | undefined;
   try {
     const gatewayStarted = now();
     const phase = () => ((now() - gatewayStarted) / 1_000).toFixed(1);
@@ -360,6 +381,18 @@ async function measureRow(
       service: 'gateway',
     }).sign({ id: ready.admin.id, role: 'ADMIN' } satisfies Viewer);
     const ws = (url: string) => url.replace(/^http/, 'ws');
+    const direct: SocketSpec[] = [
+      {
+        url: ws(ready.subgraphs['analytics']!),
+        connectionParams: { [SERVICE_CREDENTIAL_HEADER]: credential },
+        subscriptions: [METRICS_SUBSCRIPTION('id')],
+      },
+      {
+        url: ws(ready.subgraphs['orders']!),
+        connectionParams: { [SERVICE_CREDENTIAL_HEADER]: credential },
+        subscriptions: [STATUS_SUBSCRIPTION],
+      },
+    ];
     const sockets: SocketSpec[] =
       path === 'gateway'
         ? [
@@ -369,18 +402,13 @@ async function measureRow(
               subscriptions: [METRICS_SUBSCRIPTION('name'), STATUS_SUBSCRIPTION],
             },
           ]
-        : [
-            {
-              url: ws(ready.subgraphs['analytics']!),
-              connectionParams: { [SERVICE_CREDENTIAL_HEADER]: credential },
-              subscriptions: [METRICS_SUBSCRIPTION('id')],
-            },
-            {
-              url: ws(ready.subgraphs['orders']!),
-              connectionParams: { [SERVICE_CREDENTIAL_HEADER]: credential },
-              subscriptions: [STATUS_SUBSCRIPTION],
-            },
-          ];
+        : direct;
+    // The probe subscribes first, so a subgraph sends it each event before any other subscriber.
+    probe = startClientsProcess(
+      { clients: 1, sockets: direct, connectConcurrency: 2 },
+      `probe-${path}-${clients}`,
+    );
+    await probe.next('ready');
     const perProcess = Math.floor(MAX_SOCKETS_PER_CLIENT_PROCESS / socketsPerClient);
     const processCount = Math.ceil(clients / perProcess);
     if (settings.heapSnapshotDir && path === 'gateway') {
@@ -473,14 +501,14 @@ async function measureRow(
     await orders(settings.warmupOrders);
     const warmConfirmed = (await metricsNow()).confirmedOrders;
     const warmed = await waitFor(
-      processes,
+      [...processes, probe],
       (p) =>
-        p.clientsWithStatus === clients &&
-        p.clientsWithMetrics === clients &&
+        p.clientsWithStatus === clients + 1 &&
+        p.clientsWithMetrics === clients + 1 &&
         p.minConfirmedOrders >= warmConfirmed,
     );
     if (!warmed) console.log(`  ${path} ${clients}: not every client got the warm-up events`);
-    await Promise.all(processes.map((p) => p.request({ cmd: 'reset' }, 'reset')));
+    await Promise.all([...processes, probe].map((p) => p.request({ cmd: 'reset' }, 'reset')));
 
     const connectTo = phase();
     const clientPids = processes.map((p) => p.proc.pid);
@@ -550,6 +578,7 @@ async function measureRow(
       finalMetrics = again;
     }
     const returned = [...confirmedOrders].sort((a, b) => a.returnedAt - b.returnedAt);
+    const probeTimes = await probe.request({ cmd: 'times' }, 'times');
     const reports: ReportMessage[] = await Promise.all(
       processes.map((p) =>
         p.request(
@@ -561,6 +590,7 @@ async function measureRow(
               returnedAt: o.returnedAt,
             })),
             finalMetrics,
+            probe: { status: probeTimes.status, pushes: probeTimes.pushes },
           },
           'report',
         ),
@@ -569,10 +599,14 @@ async function measureRow(
     const status = createLatencyHistogram();
     const statusFromEvent = createLatencyHistogram();
     const metrics = createLatencyHistogram();
+    const statusAfterProbe = createLatencyHistogram();
+    const metricsAfterProbe = createLatencyHistogram();
     for (const report of reports) {
       status.merge(report.statusLatency);
       statusFromEvent.merge(report.statusFromEvent);
       metrics.merge(report.metricsLatency);
+      statusAfterProbe.merge(report.statusAfterProbe);
+      metricsAfterProbe.merge(report.metricsAfterProbe);
     }
     const sum = (pick: (r: ReportMessage) => number) => reports.reduce((n, r) => n + pick(r), 0);
     const placeMs = placed.orders.map((o) => o.ms).sort((a, b) => a - b);
@@ -587,6 +621,10 @@ async function measureRow(
       statusP99: status.percentile(99),
       statusFromEventP50: statusFromEvent.percentile(50),
       statusFromEventP99: statusFromEvent.percentile(99),
+      statusAfterProbeP50: statusAfterProbe.percentile(50),
+      statusAfterProbeP99: statusAfterProbe.percentile(99),
+      metricsAfterProbeP50: metricsAfterProbe.percentile(50),
+      metricsAfterProbeP99: metricsAfterProbe.percentile(99),
       metricsP50: metrics.percentile(50),
       metricsP99: metrics.percentile(99),
       statusMissing: sum((r) => r.statusMissing),
@@ -608,6 +646,7 @@ async function measureRow(
     return row;
   } finally {
     await Promise.all(processes.map((p) => p.close()));
+    await probe?.close();
     await gateway.stop();
   }
 }
@@ -617,18 +656,18 @@ const fmt = (value: number | undefined, digits = 0) =>
 
 function tableOf(rows: Row[]): string[] {
   const lines = [
-    '| path | clients | delivered events/s | latency from placeOrder p50 / p99 ms: orderStatusChanged | salesMetricsUpdated | orderStatusChanged from its event p50 / p99 ms | missed CONFIRMED / expected | clients not on the final totals | upstream subscriptions | CPU: gateway / subgraphs / clients | serving process CPU µs per delivered event | serving RSS MiB: idle → connected → peak | RSS per 1,000 clients MiB | connect s (serving CPU ms per client) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| path | clients | delivered events/s | latency from placeOrder p50 / p99 ms: orderStatusChanged | salesMetricsUpdated | orderStatusChanged from its event p50 / p99 ms | after a direct probe p50 / p99 ms: orderStatusChanged | salesMetricsUpdated | missed CONFIRMED / expected | clients not on the final totals | upstream subscriptions | CPU: gateway / subgraphs / clients | serving process CPU µs per delivered event | serving RSS MiB: idle → connected → peak | RSS per 1,000 clients MiB | connect s (serving CPU ms per client) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
     const label = r.path === 'gateway' ? 'through the gateway' : 'baseline: direct to subgraphs';
     const clients = r.clients.toLocaleString('en-US');
     if (r.skipped) {
-      lines.push(`| ${label} | ${clients} | ${r.skipped} | | | | | | | | | | | |`);
+      lines.push(`| ${label} | ${clients} | ${r.skipped} | | | | | | | | | | | | | |`);
       continue;
     }
     lines.push(
-      `| ${label} | ${clients} | ${fmt(r.eventsPerSecond)} | ${fmt(r.statusP50)} / ${fmt(r.statusP99)} | ${fmt(r.metricsP50)} / ${fmt(r.metricsP99)} | ${fmt(r.statusFromEventP50)} / ${fmt(r.statusFromEventP99)} | ${r.statusMissing} / ${r.statusExpected}${r.drained ? '' : ' (drain timed out)'} | ${r.metricsNotFinal} / ${clients} | ${r.upstream} | ${fmt(r.gatewayCpu)} % / ${fmt(r.systemCpu)} % / ${fmt(r.clientsCpu)} % | ${fmt(r.servingCpuMicrosPerEvent)} | ${fmt(r.servingRssIdle)} → ${fmt(r.servingRssConnected)} → ${fmt(r.servingRssPeak)} | ${fmt(r.rssPerThousand, 1)} | ${fmt(r.connectSeconds, 1)} (${fmt(r.connectCpuMsPerClient, 2)}) |`,
+      `| ${label} | ${clients} | ${fmt(r.eventsPerSecond)} | ${fmt(r.statusP50)} / ${fmt(r.statusP99)} | ${fmt(r.metricsP50)} / ${fmt(r.metricsP99)} | ${fmt(r.statusFromEventP50)} / ${fmt(r.statusFromEventP99)} | ${fmt(r.statusAfterProbeP50)} / ${fmt(r.statusAfterProbeP99)} | ${fmt(r.metricsAfterProbeP50)} / ${fmt(r.metricsAfterProbeP99)} | ${r.statusMissing} / ${r.statusExpected}${r.drained ? '' : ' (drain timed out)'} | ${r.metricsNotFinal} / ${clients} | ${r.upstream} | ${fmt(r.gatewayCpu)} % / ${fmt(r.systemCpu)} % / ${fmt(r.clientsCpu)} % | ${fmt(r.servingCpuMicrosPerEvent)} | ${fmt(r.servingRssIdle)} → ${fmt(r.servingRssConnected)} → ${fmt(r.servingRssPeak)} | ${fmt(r.rssPerThousand, 1)} | ${fmt(r.connectSeconds, 1)} (${fmt(r.connectCpuMsPerClient, 2)}) |`,
     );
   }
   return lines;
@@ -684,6 +723,12 @@ async function main() {
   );
   // After machineLines: nproc counts only the CPUs this process may run on.
   pinSelf(settings.sideCpu);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`${signal}: stopping ${running.size} processes`);
+      void Promise.all([...running].map((p) => p.stop())).finally(() => process.exit(130));
+    });
+  }
   console.log(
     `subscriptions benchmark; ${JSON.stringify(settings)}; open files ${openFiles}; logs in ${work}`,
   );
@@ -694,6 +739,7 @@ async function main() {
     logFile: join(work, 'system.log'),
     openFiles,
   });
+  track(system);
   const rows: Row[] = [];
   try {
     for (const clients of settings.clientCounts) {
@@ -720,6 +766,7 @@ async function main() {
     ...machine,
     `- Pinning: the gateway alone on CPU ${settings.gatewayCpu}; the system (all subgraphs, one process: \`scripts/createSystem.ts\` on in-memory PGlite and in-memory brokers), the client processes, the order driver and the harness on CPU ${settings.sideCpu}`,
     `- Each client: one graphql-ws connection to the gateway as the admin, subscribed to \`salesMetricsUpdated { totalOrders confirmedOrders cancelledOrders revenueCents topProducts { product { name } unitsSold } }\` and \`orderStatusChanged { id status }\`. Baseline: the same clients with one connection to the analytics and one to the orders subgraph (\`product { id }\`: a subgraph cannot resolve the name), authenticated with a service credential signed for the admin`,
+    '- Probe: one more client, subscribed straight to the analytics and orders subgraphs before the others; "after a direct probe" = receipt − its receipt of the same event: through the gateway, the gateway\'s share of the latency; in the baseline, the spread of the subgraph\'s own fan-out',
     `- Orders: ${settings.warmupOrders} warm-up, then ${Math.round(settings.ordersPerSecond * settings.durationSeconds)} at ${settings.ordersPerSecond}/s (open loop), placeOrder with tok_visa through the gateway, as the admin; drain timeout ${settings.drainTimeoutSeconds} s`,
     `- Limits raised for the run: RATE_LIMIT_CAPACITY and RATE_LIMIT_REFILL_PER_SECOND = 10^9 (every client is the one admin, from one address); SUBSCRIPTION_* at their defaults. NODE_ENV=production, LOG_LEVEL=warn. Open files per process: ${openFiles} (\`ulimit -n\` in the spawn; the container's hard limit)`,
     '',
