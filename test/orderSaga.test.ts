@@ -8,7 +8,7 @@ import {
   providerChargeKey,
 } from '../subgraphs/payments/src/createPaymentProcessing.ts';
 import { createTestPaymentProvider } from '../subgraphs/payments/src/createTestPaymentProvider.ts';
-import { ADMIN, createProduct, expectCode, logIn, signUp } from './support/fixtures.ts';
+import { ADMIN, createProduct, expectCode, logIn, recordOrderEvents, signUp } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 import { eventually as eventuallyWithin } from './support/eventually.ts';
 
@@ -52,13 +52,7 @@ beforeAll(async () => {
   system = await startTestSystem({}, { paymentProvider: processor });
   adminToken = await logIn(system, ADMIN.email, ADMIN.password);
   customer = await signUp(system, 'Buyer');
-  await system.stream.subscribe({
-    groupId: `order-events-reader-${randomUUID()}`,
-    topics: ['order-events'],
-    handle: async (message) => {
-      orderEvents.push(JSON.parse(message.value) as EventEnvelope);
-    },
-  });
+  await recordOrderEvents(system, orderEvents);
 }, 60_000);
 afterAll(() => system?.stop());
 

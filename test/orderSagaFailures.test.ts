@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventEnvelope } from '../lib/messaging/envelope.ts';
@@ -6,7 +5,7 @@ import { providerChargeKey } from '../subgraphs/payments/src/createPaymentProces
 import { createGatedPaymentProvider } from './support/createGatedPaymentProvider.ts';
 import { createHoldingProxy } from './support/createHoldingProxy.ts';
 import { eventually as eventuallyWithin } from './support/eventually.ts';
-import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
+import { ADMIN, createProduct, logIn, recordOrderEvents, signUp } from './support/fixtures.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 
 /**
@@ -75,13 +74,7 @@ beforeAll(async () => {
     proxy.route(name, system.subgraphs[name].url);
   adminToken = await logIn(system, ADMIN.email, ADMIN.password);
   customer = await signUp(system, 'Patient');
-  await system.stream.subscribe({
-    groupId: `order-events-reader-${randomUUID()}`,
-    topics: ['order-events'],
-    handle: async (message) => {
-      orderEvents.push(JSON.parse(message.value) as EventEnvelope);
-    },
-  });
+  await recordOrderEvents(system, orderEvents);
 }, 60_000);
 afterEach(() => proxy.releaseAll());
 afterAll(async () => {

@@ -1,19 +1,11 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SubgraphName } from '../../lib/config.ts';
+import { SUBGRAPH_NAMES, type SubgraphName } from '../../lib/config.ts';
 import { spawnPinned, type PinnedProcess } from '../shared/processes.ts';
 import { tail, waitForGraphQL } from '../shared/system.ts';
 
 /** The processes of a deployment, each started alone as in production (`npm run start:<name>`). */
-export const SERVICES = [
-  'gateway',
-  'users',
-  'products',
-  'orders',
-  'payments',
-  'analytics',
-  'notifications',
-] as const;
+export const SERVICES = ['gateway', ...SUBGRAPH_NAMES] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export interface ServiceProcess {

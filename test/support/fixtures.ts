@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import { createUserTokens } from '../../lib/auth/tokens.ts';
+import type { EventEnvelope } from '../../lib/messaging/envelope.ts';
 import { createOrderStore, type OrderRecord } from '../../subgraphs/orders/src/store.ts';
 import { createPaymentStore } from '../../subgraphs/payments/src/store.ts';
 import type { GraphQLResponse, TestSystem } from './startTestSystem.ts';
@@ -37,6 +38,17 @@ export async function mintAdminToken(system: TestSystem): Promise<string> {
   return createUserTokens({ secret: system.secrets.jwtSecret, ttlSeconds: 3_600 }).issue({
     id: admin.id,
     role: 'ADMIN',
+  });
+}
+
+/** Every order-events envelope from now on, read by a consumer group of its own, appended to `into`. */
+export async function recordOrderEvents(system: TestSystem, into: EventEnvelope[]): Promise<void> {
+  await system.stream.subscribe({
+    groupId: `order-events-reader-${randomUUID()}`,
+    topics: ['order-events'],
+    handle: async (message) => {
+      into.push(JSON.parse(message.value) as EventEnvelope);
+    },
   });
 }
 
