@@ -121,9 +121,11 @@ interface Row {
   servingCpuMicrosPerEvent?: number;
   clientProcesses?: number;
   loadAverage?: string;
+  /** placeOrder calls, and how they ended: CONFIRMED, another status (PENDING after ORDER_SAGA_WAIT_MS), an error. */
   ordersPlaced?: number;
+  ordersConfirmed?: number;
+  ordersOtherStatus?: number;
   orderErrors?: number;
-  placedPerSecond?: number;
   placeOrderP50Ms?: number;
   events?: number;
   eventsPerSecond?: number;
@@ -611,9 +613,10 @@ async function measureRow(
     const sum = (pick: (r: ReportMessage) => number) => reports.reduce((n, r) => n + pick(r), 0);
     const placeMs = placed.orders.map((o) => o.ms).sort((a, b) => a - b);
     Object.assign(row, {
-      ordersPlaced: placed.orders.length,
-      orderErrors: placed.errors.length + placed.orders.length - confirmedOrders.length,
-      placedPerSecond: placed.orders.length / ((placed.endedAt - placed.startedAt) / 1_000),
+      ordersPlaced: placed.orders.length + placed.errors.length,
+      ordersConfirmed: confirmedOrders.length,
+      ordersOtherStatus: placed.orders.length - confirmedOrders.length,
+      orderErrors: placed.errors.length,
       placeOrderP50Ms: placeMs[Math.floor(placeMs.length / 2)] ?? NaN,
       events: sum((r) => r.events),
       eventsPerSecond: sum((r) => r.events) / wallSeconds,
@@ -680,7 +683,7 @@ function detailsOf(rows: Row[]): string[] {
       [
         `- ${r.path} ${r.clients}: load average ${r.loadAverage}`,
         `${r.sockets} sockets (${r.failedSockets} failed) from ${r.clientProcesses} client process(es)`,
-        `${r.ordersPlaced} orders (placeOrder p50 ${fmt(r.placeOrderP50Ms)} ms; ${r.orderErrors} failed or not CONFIRMED)`,
+        `${r.ordersPlaced} placeOrder: ${r.ordersConfirmed} returned CONFIRMED, ${r.ordersOtherStatus} another status, ${r.orderErrors} failed (p50 of those answered ${fmt(r.placeOrderP50Ms)} ms)`,
         `${r.events} events, drained ${fmt(r.drainSeconds, 1)} s after the last placeOrder returned`,
         `salesMetricsUpdated targets never reflected ${r.metricsMissing}, pushes going backwards ${r.metricsBackwards}, duplicate CONFIRMED ${r.statusDuplicates}`,
         `errors ${r.errors}${r.errorSamples?.length ? ` (${r.errorSamples.join('; ')})` : ''}`,
