@@ -29,7 +29,7 @@ import {
 import { createTestPaymentProvider } from '../subgraphs/payments/src/createTestPaymentProvider.ts';
 import { createHoldingProxy } from './support/createHoldingProxy.ts';
 import { eventually } from './support/eventually.ts';
-import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
+import { ADMIN, createProduct, logIn, recordOrderEvents, signUp } from './support/fixtures.ts';
 import { startServiceProcess, type ServiceProcess } from './support/startServiceProcess.ts';
 import { postGraphQL, startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 import { testConfig, uniqueSchemaPrefix } from './support/testConfig.ts';
@@ -544,13 +544,7 @@ describe('orders replicas in the test process, their siblings behind the proxy',
 
   it('a reservation that expires before the commit: the charge is refunded, and StockReleased says it expired', async () => {
     const events: EventEnvelope[] = [];
-    const subscription = await system.stream.subscribe({
-      groupId: `expiry-reader-${randomUUID()}`,
-      topics: ['order-events'],
-      handle: async (message) => {
-        events.push(JSON.parse(message.value) as EventEnvelope);
-      },
-    });
+    const subscription = await recordOrderEvents(system, events);
     resources.push(() => subscription.stop());
     const [db] = await sharedDatabase('expiry');
     const replica = await startReplica(db);
@@ -664,13 +658,7 @@ describe('orders replicas in the test process, their siblings behind the proxy',
     expect(await stockOf(product.id)).toEqual({ stock: 10, available: 8 });
 
     const events: EventEnvelope[] = [];
-    const subscription = await system.stream.subscribe({
-      groupId: `upgrade-reader-${randomUUID()}`,
-      topics: ['order-events'],
-      handle: async (message) => {
-        events.push(JSON.parse(message.value) as EventEnvelope);
-      },
-    });
+    const subscription = await recordOrderEvents(system, events);
     resources.push(() => subscription.stop());
     await startReplica(db); // migrates to the current schema, then resumes what is in flight
 

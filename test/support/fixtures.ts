@@ -42,8 +42,11 @@ export async function mintAdminToken(system: TestSystem): Promise<string> {
 }
 
 /** Every order-events envelope from now on, read by a consumer group of its own, appended to `into`. */
-export async function recordOrderEvents(system: TestSystem, into: EventEnvelope[]): Promise<void> {
-  await system.stream.subscribe({
+export async function recordOrderEvents(
+  system: Pick<TestSystem, 'stream'>,
+  into: EventEnvelope[],
+): Promise<{ stop(): Promise<void> }> {
+  return system.stream.subscribe({
     groupId: `order-events-reader-${randomUUID()}`,
     topics: ['order-events'],
     handle: async (message) => {
