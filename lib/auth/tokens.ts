@@ -113,7 +113,10 @@ export function createServiceCredentials({
   // One credential per viewer, reused while more than half its lifetime is left: signing per
   // request cost WebCrypto work on the gateway, and a repeated credential lets subgraphs answer
   // from their verified cache.
-  const signed = new Map<string, { credential: Promise<string>; renewAt: number }>();
+  const signed = new LRUCache<string, Promise<string>>({
+    max: VERIFIED_TOKENS_KEPT,
+    ttl: (ttlSeconds * 1000) / 2,
+  });
   const verify = createVerifiedCache<ServiceCaller>(async (credential) => {
     try {
       const { payload } = await jwtVerify(credential, key, {
@@ -143,14 +146,12 @@ export function createServiceCredentials({
   return {
     sign(viewer: Viewer | null): Promise<string> {
       const scope = viewer ? `${viewer.role}:${viewer.id}` : '';
-      const now = Date.now();
-      const current = signed.get(scope);
-      if (current && current.renewAt > now) return current.credential;
-      // Bounded like the verified cache: a burst of distinct viewers starts the map afresh.
-      if (signed.size >= VERIFIED_TOKENS_KEPT) signed.clear();
-      const credential = signNew(viewer);
-      signed.set(scope, { credential, renewAt: now + (ttlSeconds * 1000) / 2 });
-      credential.catch(() => signed.delete(scope));
+      let credential = signed.get(scope);
+      if (!credential) {
+        credential = signNew(viewer);
+        signed.set(scope, credential);
+        credential.catch(() => signed.delete(scope));
+      }
       return credential;
     },
     async verify(credential: string): Promise<ServiceCaller> {

@@ -11,7 +11,7 @@ export interface GatewayContext {
   viewer: Viewer | null;
   /** The client's address (rate limits key anonymous callers and logIn attempts on it). */
   clientIp: string;
-  /** The credential for subgraph calls, signed once per request on first use. */
+  /** The credential for subgraph calls (one per viewer, reused by `credentials.sign`). */
   serviceCredential: () => Promise<string>;
 }
 
@@ -29,8 +29,7 @@ export function createGatewayContextFactory({
 }) {
   return async (headers: IncomingHttpHeaders, clientIp = 'unknown'): Promise<GatewayContext> => {
     const viewer = await viewerFrom(headers.authorization);
-    let signed: Promise<string> | undefined;
-    return { viewer, clientIp, serviceCredential: () => (signed ??= credentials.sign(viewer)) };
+    return { viewer, clientIp, serviceCredential: () => credentials.sign(viewer) };
   };
 
   async function viewerFrom(authorization: string | undefined): Promise<Viewer | null> {

@@ -107,12 +107,11 @@ export function createSharedSubscriptions({
           next: (event) => {
             chain = chain.then(async () => {
               if (ended) return;
-              let signed: Promise<string> | undefined;
               const context: GatewayContext = {
                 viewer,
                 // One upstream event serves every client sharing it: no single client's address.
                 clientIp: 'shared-subscription',
-                serviceCredential: () => (signed ??= credentials.sign(viewer)),
+                serviceCredential: () => credentials.sign(viewer),
               };
               let result: ExecutionResult;
               try {
