@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, createProduct, expectCode, insertConfirmedOrder, logIn, signUp } from './support/fixtures.ts';
+import { startObservedGateway } from './support/startObservedGateway.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
 
 let system: TestSystem;
@@ -313,5 +314,49 @@ describe('a federated query across users, orders, products and payments', () => 
     expect(perService('orders', 'saga_steps')).toBe(1);
     expect(perService('payments', 'payments')).toBe(1);
     expect(perService('users', 'users')).toBe(2); // `me`, then the orders' `user` entities in one batch
+  });
+
+  it('asks products once per distinct product, however many order lines hold it, and answers every line', async () => {
+    const customer = await signUp(system, 'Bertha');
+    const products: { id: string }[] = [];
+    for (let i = 0; i < 3; i += 1)
+      products.push(await createProduct(system, adminToken, { name: `Shared ${i}` }));
+    for (let i = 0; i < 12; i += 1) {
+      const lines = [0, 1, 2].map((p) => ({
+        productId: products[(i + p) % 3]!.id,
+        quantity: 1,
+        unitPriceCents: 100,
+      }));
+      await insertConfirmedOrder(system, customer.id, lines);
+    }
+    const observed = await startObservedGateway(system);
+    try {
+      const response = await fetch(observed.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${customer.token}` },
+        body: JSON.stringify({
+          query: '{ me { orders(first: 12) { edges { node { items { product { id name } } } } } } }',
+        }),
+      });
+      const body = (await response.json()) as {
+        errors?: unknown;
+        data: {
+          me: { orders: { edges: { node: { items: { product: { id: string; name: string } }[] } }[] } };
+        };
+      };
+      expect(body.errors).toBeUndefined();
+      const lines = body.data.me.orders.edges.flatMap((e) => e.node.items);
+      expect(lines).toHaveLength(36);
+      const nameOf = new Map(products.map((p, i) => [p.id, `Shared ${i}`]));
+      for (const { product } of lines) expect(product.name).toBe(nameOf.get(product.id));
+      const entityFetches = observed.bodies['products']!.map(
+        (b) => JSON.parse(b) as { query: string; variables?: { representations?: { id: string }[] } },
+      ).filter((b) => b.query.includes('_entities'));
+      expect(entityFetches).toHaveLength(1);
+      const sent = entityFetches[0]!.variables!.representations!.map((r) => r.id);
+      expect(sent.toSorted()).toEqual(products.map((p) => p.id).toSorted());
+    } finally {
+      await observed.stop();
+    }
   });
 });

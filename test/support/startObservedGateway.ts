@@ -10,6 +10,8 @@ export interface ObservedGateway {
   gateway: Gateway;
   /** Requests each subgraph has received from this gateway (GraphQL calls and probes alike). */
   calls: Record<string, number>;
+  /** The bodies of the requests each subgraph has received, oldest first. */
+  bodies: Record<string, string[]>;
   totalCalls(): number;
   /** From now on the proxy of `name` takes requests and never answers them (a hung subgraph); `false` heals it. */
   hang(name: string, hung?: boolean): void;
@@ -25,14 +27,19 @@ export async function startObservedGateway(
   overrides: Partial<Config> = {},
 ): Promise<ObservedGateway> {
   const calls: Record<string, number> = {};
+  const bodies: Record<string, string[]> = {};
   const hung = new Set<string>();
   const proxies: Server[] = [];
   const subgraphUrls: Record<string, string> = {};
   for (const name of SUBGRAPH_NAMES) {
     const target = new URL(system.subgraphs[name].url);
     calls[name] = 0;
+    const received: string[] = (bodies[name] = []);
     const proxy = createServer((req, res) => {
       calls[name] = (calls[name] ?? 0) + 1;
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => received.push(Buffer.concat(chunks).toString('utf8')));
       if (hung.has(name)) return;
       const upstream = httpRequest(
         { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
@@ -60,6 +67,7 @@ export async function startObservedGateway(
     url,
     gateway,
     calls,
+    bodies,
     totalCalls: () => Object.values(calls).reduce((sum, n) => sum + n, 0),
     hang(name, hang = true) {
       if (hang) hung.add(name);

@@ -11,6 +11,7 @@ import { activeRequestId, REQUEST_ID_HEADER } from '../../../lib/observability/r
 import type { Tracer } from '@opentelemetry/api';
 import type { CircuitBreaker } from '../../../lib/resilience/createCircuitBreaker.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
+import { dedupeEntityRepresentations } from './dedupeEntityRepresentations.ts';
 
 /** The fetch function type @apollo/gateway's data sources take. */
 export type Fetcher = NonNullable<
@@ -201,14 +202,25 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     const started = process.hrtime.bigint();
     let outcome = 'error';
     try {
-      const response = this.#tracer
+      const deduped = dedupeEntityRepresentations(options.request.variables?.['representations']);
+      const sent = deduped
+        ? {
+            ...options,
+            request: {
+              ...options.request,
+              variables: { ...options.request.variables, representations: deduped.representations },
+            },
+          }
+        : options;
+      const reply = this.#tracer
         ? await withSpan(
             this.#tracer,
             `subgraph ${this.#name}`,
             { kind: SpanKind.CLIENT, attributes: { 'graphql.subgraph.name': this.#name } },
-            () => super.process(options),
+            () => super.process(sent),
           )
-        : await super.process(options);
+        : await super.process(sent);
+      const response = deduped ? deduped.expand(reply) : reply;
       outcome = response.errors?.length ? 'graphql_error' : 'ok';
       return response;
     } finally {
