@@ -8,7 +8,7 @@ import { getOperationAST, GraphQLError, type ExecutionResult } from 'graphql';
 import { createHandler as createSseHandler, type Response as SseResponse } from 'graphql-sse';
 import { CloseCode, type Context as WsContext } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { Secrets } from '../../../lib/auth/resolveSecrets.ts';
 import {
   createServiceCredentials,
@@ -24,6 +24,7 @@ import type { Metrics } from '../../../lib/observability/createMetrics.ts';
 import { REQUEST_ID_HEADER } from '../../../lib/observability/requestId.ts';
 import type { SubgraphDataSource } from '../subgraphs/createSubgraphDataSource.ts';
 import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
+import { createNextMessages, formattedResult } from './createNextMessages.ts';
 import { createSharedSubscriptions } from './createSharedSubscriptions.ts';
 import { createSubgraphSockets } from './createSubgraphSockets.ts';
 import { createSubscriptionBridge } from './createSubscriptionBridge.ts';
@@ -44,6 +45,9 @@ interface SubscriptionContext {
   identity: Identity;
   socket: WebSocket;
   observed: ObservedSubscription;
+  /** The client's id for this subscription, and its connection (graphql-ws's context). */
+  id: string;
+  connection: WsContext<Record<string, unknown> | undefined, Extra & Partial<Record<PropertyKey, never>>>;
 }
 
 /**
@@ -106,7 +110,16 @@ export function attachSubscriptions({
     retryAttempts: config.SUBSCRIPTION_UPSTREAM_RETRY_ATTEMPTS,
     retryDelayMs: config.SUBSCRIPTION_UPSTREAM_RETRY_DELAY_MS,
   });
-  const shared = createSharedSubscriptions({ sockets, credentials, logger });
+  // Errors leave as over HTTP (server.ts): each with its code, nothing internal in production.
+  const formatError = createFormatError({ logger, production });
+  const formatErrors = (errors: readonly GraphQLError[]) =>
+    errors.map((error) => formatError(error.toJSON(), error));
+  const shared = createSharedSubscriptions({
+    sockets,
+    credentials,
+    logger,
+    encode: (result) => JSON.stringify(formattedResult(result, formatErrors)),
+  });
   const bridge = createSubscriptionBridge({
     planner,
     shared,
@@ -121,10 +134,6 @@ export function attachSubscriptions({
     logger,
   });
   const observer = observeSubscriptions({ logger, tracer });
-  // Errors leave as over HTTP (server.ts): each with its code, nothing internal in production.
-  const formatError = createFormatError({ logger, production });
-  const formatErrors = (errors: readonly GraphQLError[]) =>
-    errors.map((error) => formatError(error.toJSON(), error));
 
   /** undefined: no credentials (anonymous); throws InvalidTokenError for a bad or expired token. */
   const authenticate = async (authorization: unknown): Promise<Identity> => {
@@ -153,6 +162,7 @@ export function attachSubscriptions({
 
   // --- GraphQL over WebSocket ---------------------------------------------------------------
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const nextMessages = createNextMessages();
   const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();
   /** Each connection's subscriptions being observed, by operation id, until they end. */
   const observations = new WeakMap<object, Map<string, ObservedSubscription>>();
@@ -223,10 +233,12 @@ export function attachSubscriptions({
         endObservation(ctx, id);
         return formatErrors(errors);
       },
+      // Only results that waited for a client with a backlog, and final ones, come this way;
+      // the others are written by `send` below.
       onNext: (ctx, id, _payload, _args, result) => {
         if (!result.errors) return undefined;
         observationsOf(ctx).get(id)?.failed(result.errors);
-        return { ...result, errors: formatErrors(result.errors) };
+        return formattedResult(result, formatErrors);
       },
       onComplete: (ctx, id) => endObservation(ctx, id),
       onSubscribe: async (ctx, id, payload) => {
@@ -239,14 +251,15 @@ export function attachSubscriptions({
         observationsOf(ctx).set(id, observed);
         try {
           // Synchronous up to its first await, as the per-connection check below needs.
-          return await observed.run(() => prepareSubscription(ctx, payload, observed));
+          return await observed.run(() => prepareSubscription(ctx, id, payload, observed));
         } catch (error) {
           endObservation(ctx, id);
           throw error;
         }
       },
       subscribe: (args) => {
-        const { identity, socket, observed } = args.contextValue as SubscriptionContext;
+        const { identity, socket, observed, id, connection } = args.contextValue as SubscriptionContext;
+        const nextMessage = nextMessages(id);
         return observed.run(() => {
           const result = bridge.subscribe({
             document: args.document,
@@ -258,6 +271,18 @@ export function attachSubscriptions({
               logger.warn({ viewer: identity.viewer?.id }, 'subscriber too slow: disconnecting');
               socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Send buffer full: reading too slowly');
             },
+            // graphql-ws would await a promise per result, re-serialise it and send it as a
+            // string (issue #7): a client with nothing waiting is sent the `next` message
+            // graphql-ws would send, made from the event's shared serialisation, at once.
+            // graphql-ws still handles everything else: its own messages, complete, errors,
+            // and the results of a client with a backlog, in order behind what went this way.
+            send: (event) => {
+              // As graphql-ws: nothing for a subscription the client has completed, nor to a
+              // socket that is closing.
+              if (!(id in connection.subscriptions) || socket.readyState !== WebSocket.OPEN) return;
+              if (event.result.errors) observed.failed(event.result.errors);
+              socket.send(nextMessage(event), { binary: false });
+            },
           });
           if (Symbol.asyncIterator in result) observed.started();
           return result;
@@ -268,7 +293,8 @@ export function attachSubscriptions({
   );
 
   async function prepareSubscription(
-    ctx: WsContext<Record<string, unknown> | undefined, Extra & Partial<Record<PropertyKey, never>>>,
+    ctx: SubscriptionContext['connection'],
+    id: string,
     payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
     observed: ObservedSubscription,
   ) {
@@ -290,7 +316,13 @@ export function attachSubscriptions({
     observed.name(getOperationAST(prepared.document, prepared.operationName)?.name?.value);
     const schema = planner.schema();
     if (!schema) return [appError(ErrorCode.SERVICE_UNAVAILABLE, 'The gateway is starting.')];
-    const contextValue: SubscriptionContext = { identity, socket: ctx.extra.socket, observed };
+    const contextValue: SubscriptionContext = {
+      identity,
+      socket: ctx.extra.socket,
+      observed,
+      id,
+      connection: ctx,
+    };
     return {
       schema,
       document: prepared.document,

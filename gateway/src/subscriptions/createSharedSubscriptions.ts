@@ -7,8 +7,16 @@ import type { Logger } from '../../../lib/logger.ts';
 import type { GatewayContext } from '../auth/createGatewayContext.ts';
 import type { SubscriptionPlan } from './createSubscriptionPlanner.ts';
 import type { SubgraphSockets } from './createSubgraphSockets.ts';
-import type { Subscriber } from './createSubscriberQueue.ts';
+import type { SharedResult, Subscriber } from './createSubscriberQueue.ts';
 import { executeSubscriptionEvent } from './executeSubscriptionEvent.ts';
+
+/**
+ * Deliveries made in one turn of the event loop before a burst yields (setImmediate), so that
+ * HTTP requests and other sockets are served between slices of a fan-out to thousands of
+ * clients instead of after all of it (issue #7: placeOrder took seconds behind a burst).
+ */
+const DELIVERIES_PER_TURN = 256;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface SharedSubscriptionRequest {
   /** Identical subscriptions (same key) share one upstream subscription and one rest execution per event. */
@@ -24,7 +32,7 @@ interface Stream {
    * The last result of a live value (lib/graphql/liveValue.ts), handed at once to a subscriber
    * who joins: the upstream sent its current value to the first subscriber only.
    */
-  latest?: { result: ExecutionResult; bytes: number; json: string };
+  latest?: SharedResult;
   stop: () => void;
 }
 
@@ -50,10 +58,23 @@ export function createSharedSubscriptions({
   sockets,
   credentials,
   logger,
+  encode = JSON.stringify,
+  deliveriesPerTurn = DELIVERIES_PER_TURN,
+  execute = executeSubscriptionEvent,
 }: {
   sockets: SubgraphSockets;
   credentials: ServiceCredentials;
   logger: Logger;
+  /**
+   * A result as clients receive it (errors formatted), serialised once per event for all its
+   * subscribers: the WebSocket transport sends this text itself rather than re-serialising the
+   * result for every client.
+   */
+  encode?: (result: ExecutionResult) => string;
+  /** Deliveries between two yields to the event loop during a fan-out. */
+  deliveriesPerTurn?: number;
+  /** Turns an upstream event into the client result (the rest plan). */
+  execute?: typeof executeSubscriptionEvent;
 }) {
   const streams = new Map<string, Stream>();
 
@@ -115,7 +136,7 @@ export function createSharedSubscriptions({
               };
               let result: ExecutionResult;
               try {
-                result = await executeSubscriptionEvent({ plan, event, variables, context, logger });
+                result = await execute({ plan, event, variables, context, logger });
               } catch (error) {
                 logger.error({ err: error, subgraph: primary.serviceName }, 'subscription event failed');
                 result = {
@@ -127,13 +148,21 @@ export function createSharedSubscriptions({
                   ],
                 };
               }
-              const json = JSON.stringify(result);
-              const bytes = Buffer.byteLength(json);
+              const json = encode(result);
+              const shared: SharedResult = { result, json, bytes: Buffer.byteLength(json) };
               if (isLiveValueEvent(event)) {
                 if (stream.latest?.json === json) return;
-                stream.latest = { result, bytes, json };
+                stream.latest = shared;
               }
-              for (const subscriber of subscribers) subscriber.deliver(result, bytes);
+              // To those subscribed when the event came and still there: one who joins during a
+              // yield below got `latest` as it joined.
+              let delivered = 0;
+              for (const subscriber of [...subscribers]) {
+                if (delivered > 0 && delivered % deliveriesPerTurn === 0) await nextTurn();
+                if (!subscribers.has(subscriber)) continue;
+                subscriber.deliver(shared);
+                delivered += 1;
+              }
             });
           },
           error: (errors) => {
@@ -158,7 +187,7 @@ export function createSharedSubscriptions({
       }
       const joined = stream;
       joined.subscribers.add(subscriber);
-      if (joined.latest) subscriber.deliver(joined.latest.result, joined.latest.bytes);
+      if (joined.latest) subscriber.deliver(joined.latest);
       return () => {
         if (!joined.subscribers.delete(subscriber)) return;
         if (joined.subscribers.size > 0) return;

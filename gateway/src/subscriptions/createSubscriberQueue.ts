@@ -1,8 +1,17 @@
 import type { ExecutionResult } from 'graphql';
 
+/** One event's result, shared by all the subscribers it goes to. */
+export interface SharedResult {
+  readonly result: ExecutionResult;
+  /** `result` as clients receive it (errors formatted), serialised once for all subscribers. */
+  readonly json: string;
+  /** Its size in UTF-8 bytes. */
+  readonly bytes: number;
+}
+
 export interface Subscriber {
-  /** One result for this client; `bytes` is its serialized size, measured once per event. */
-  deliver(result: ExecutionResult, bytes: number): void;
+  /** One result for this client. */
+  deliver(event: SharedResult): void;
   /** No more results (after `final`, if given): the upstream completed or failed. */
   end(final?: ExecutionResult): void;
 }
@@ -14,6 +23,11 @@ export interface Subscriber {
  * `maxBytes`, the client is cut off (`onOverflow`) rather than let memory grow without bound.
  * A single result larger than the limit still goes out to a client that is keeping up.
  *
+ * With `send`, a result goes straight to the transport, synchronously, whenever nothing of this
+ * client's is waiting (nothing queued here, nothing handed to the transport and not yet
+ * written, no unsent bytes in its socket): the common case then costs no promise and no
+ * iterator step (issue #7). Only a client with a backlog takes the iterator, in order behind it.
+ *
  * A hand-written iterator rather than an async generator: `return()` on a generator suspended
  * in an `await` waits for that await to settle, so a client leaving while no event comes would
  * never release its upstream.
@@ -23,6 +37,7 @@ export function createSubscriberQueue({
   transportBytes,
   onOverflow,
   onClose,
+  send,
 }: {
   maxBytes: number;
   /** Bytes the transport holds but has not yet handed to the kernel (ws bufferedAmount). */
@@ -30,12 +45,16 @@ export function createSubscriberQueue({
   onOverflow: () => void;
   /** Called once when the iterator ends for any reason (client left, upstream ended, overflow). */
   onClose: () => void;
+  /** Writes one result to the transport now; see above. */
+  send?: (event: SharedResult) => void;
 }) {
   const items: { result: ExecutionResult; bytes: number }[] = [];
   let queuedBytes = 0;
   let ended = false;
   let closed = false;
   let waiting: ((value: IteratorResult<ExecutionResult>) => void) | undefined;
+  /** The reader has a result from here that it may not have written yet (until its next `next`). */
+  let handedOut = false;
 
   const close = () => {
     if (closed) return;
@@ -53,6 +72,7 @@ export function createSubscriberQueue({
       queuedBytes -= item.bytes;
       const resolve = waiting;
       waiting = undefined;
+      handedOut = true;
       resolve({ value: item.result, done: false });
     } else if (ended) {
       const resolve = waiting;
@@ -63,8 +83,13 @@ export function createSubscriberQueue({
   };
 
   const subscriber: Subscriber = {
-    deliver(result, bytes) {
+    deliver(event) {
       if (ended) return;
+      const { result, bytes } = event;
+      if (send && items.length === 0 && !handedOut && transportBytes() === 0) {
+        send(event);
+        return;
+      }
       const pending = queuedBytes + transportBytes();
       if (pending > 0 && pending + bytes > maxBytes) {
         ended = true;
@@ -93,6 +118,7 @@ export function createSubscriberQueue({
       return iterator;
     },
     next() {
+      handedOut = false;
       if (closed) return Promise.resolve({ value: undefined, done: true });
       return new Promise((resolve) => {
         waiting = resolve;

@@ -17,7 +17,7 @@ import { operationLimitError, type OperationLimits } from '../plugins/useOperati
 import type { Logger } from '../../../lib/logger.ts';
 import type { SubscriptionPlanner } from './createSubscriptionPlanner.ts';
 import type { SharedSubscriptions } from './createSharedSubscriptions.ts';
-import { createSubscriberQueue } from './createSubscriberQueue.ts';
+import { createSubscriberQueue, type SharedResult } from './createSubscriberQueue.ts';
 
 export interface ClientOperation {
   query: string;
@@ -36,6 +36,11 @@ export interface SubscribeOptions {
   transportBytes: () => number;
   /** The client reads too slowly: the transport drops it. */
   onOverflow: () => void;
+  /**
+   * Writes a result to the client at once, when it has nothing waiting (createSubscriberQueue);
+   * without it, every result goes through the returned iterator.
+   */
+  send?: (event: SharedResult) => void;
 }
 
 // setTimeout fires at once beyond this (about 24.8 days).
@@ -171,6 +176,7 @@ export function createSubscriptionBridge({
         maxBytes: maxBufferedBytes,
         transportBytes: options.transportBytes,
         onOverflow: options.onOverflow,
+        ...(options.send && { send: options.send }),
         onClose: () => {
           clearTimeout(expiry);
           leave();
