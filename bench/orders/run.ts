@@ -329,13 +329,10 @@ async function main() {
         settings.cpuProfileDir
           ? settings.cpuProfileServices.map((name) => [
               name,
-              [
-                '--cpu-prof',
-                '--cpu-prof-dir',
-                settings.cpuProfileDir!,
-                '--cpu-prof-name',
-                `${name}-${runId}.cpuprofile`,
-              ],
+              // A directory per service and Node's own file names: under tsx a process writes two
+              // profiles (main thread and loader thread), and one fixed name would let the
+              // loader's overwrite the main thread's.
+              ['--cpu-prof', '--cpu-prof-dir', join(settings.cpuProfileDir!, `${name}-${runId}`)],
             ])
           : [],
       ),
@@ -504,7 +501,7 @@ async function main() {
           .filter((x) => settings.cpuProfileServices.includes(x.name))
           .map((x) => ({
             name: x.name,
-            file: join(settings.cpuProfileDir!, `${x.name}-${runId}.cpuprofile`),
+            file: join(settings.cpuProfileDir!, `${x.name}-${runId}`),
             spawnedAt: x.spawnedAt,
           }))
       : [],
@@ -822,7 +819,7 @@ function report(input: {
     '',
     ...(failures.length ? ['Failed responses:', '', ...failures, ''] : []),
     ...input.profiled.flatMap((p) => [
-      `CPU profile of ${p.name}: \`${p.file}\` (written when it stopped); the rounds ran from ${rounds.map((r) => `${r.label} ${fixed((r.window[0] - p.spawnedAt) / 1000, 0)}–${fixed((r.window[1] - p.spawnedAt) / 1000, 0)} s`).join(', ')} after its start: \`node --import tsx bench/profile/summarizeProfile.ts <file> 40 <from> <to>\`.`,
+      `CPU profiles of ${p.name}: \`${p.file}/\` (written when it stopped; the main thread's is the one with thread id 0, which the summariser picks given the directory); the rounds ran from ${rounds.map((r) => `${r.label} ${fixed((r.window[0] - p.spawnedAt) / 1000, 0)}–${fixed((r.window[1] - p.spawnedAt) / 1000, 0)} s`).join(', ')} after its start: \`node --import tsx bench/profile/summarizeProfile.ts <directory> 40 <from> <to>\`.`,
       '',
     ]),
   ].join('\n');

@@ -1,10 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * Where a CPU profile's time went: `node --import tsx bench/profile/summarizeProfile.ts
  * <file.cpuprofile> [top] [fromSeconds] [toSeconds]`. Prints self time by function and by package
  * (node_modules/<pkg>, node: internals, this project's files), as markdown tables. With a window,
  * only the samples that many seconds after the profile's start count (one phase of a benchmark).
+ *
+ * Given a directory, it reads the main thread's profile in it. Under tsx, `--cpu-prof` writes two
+ * profiles per process: the main thread's (`CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile`, thread
+ * id 0) and the module loader thread's (thread id 1), which is nearly all idle.
  */
 interface ProfileNode {
   id: number;
@@ -17,8 +22,19 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg, fromArg, toArg] = process.argv.slice(2);
-if (!file) throw new Error('usage: summarizeProfile.ts <file.cpuprofile> [top] [fromSeconds] [toSeconds]');
+const [path, topArg, fromArg, toArg] = process.argv.slice(2);
+if (!path) {
+  throw new Error('usage: summarizeProfile.ts <file.cpuprofile | directory> [top] [fromSeconds] [toSeconds]');
+}
+const file = statSync(path).isDirectory() ? mainThreadProfile(path) : path;
+
+function mainThreadProfile(directory: string): string {
+  const main = readdirSync(directory).filter((name) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(name));
+  if (main.length !== 1) {
+    throw new Error(`expected one main-thread profile in ${directory}, found ${main.length}: name the file`);
+  }
+  return join(directory, main[0]!);
+}
 const top = Number(topArg ?? 25);
 const fromMicros = Number(fromArg ?? 0) * 1e6;
 const toMicros = toArg === undefined ? Number.POSITIVE_INFINITY : Number(toArg) * 1e6;
