@@ -8,7 +8,9 @@ import {
   validate,
   type DocumentNode,
   type ExecutionResult,
+  type GraphQLSchema,
 } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import type { Viewer } from '../../../lib/auth/tokens.ts';
 import { ApolloServerErrorCode } from '@apollo/server/errors';
 import { appError, ErrorCode, unauthenticated } from '../../../lib/errors.ts';
@@ -42,6 +44,10 @@ export interface SubscribeOptions {
    */
   send?: (event: SharedResult) => void;
 }
+
+/** Distinct subscription texts kept parsed, and how much text they may add up to. */
+const DOCUMENT_CACHE_ENTRIES = 1_000;
+const DOCUMENT_CACHE_CHARS = 4 * 1024 * 1024;
 
 // setTimeout fires at once beyond this (about 24.8 days).
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -86,6 +92,79 @@ export function createSubscriptionBridge({
   // client gets carries extensions.code whatever the transport.
   const rejected = (errors: readonly GraphQLError[], code: Parameters<typeof requestErrors>[1]) =>
     requestErrors(errors, code, { hideSchemaDetails });
+  // Parsed documents by their text, with the schema they last passed validation against, as
+  // Apollo Server keeps them for HTTP: thousands of clients subscribe with the same text, and
+  // parsing and validating each one was 42 % of the CPU of connecting them (issue #7); they also
+  // share one AST instead of each keeping its own with its tokens. Only valid documents are kept.
+  const documents = new LRUCache<string, { document: DocumentNode; validFor: GraphQLSchema }>({
+    max: DOCUMENT_CACHE_ENTRIES,
+    maxSize: DOCUMENT_CACHE_CHARS,
+    sizeCalculation: (_entry, query) => Math.max(1, query.length),
+  });
+  /** Each cached document printed (part of the sharing key), once. */
+  const printed = new WeakMap<DocumentNode, string>();
+
+  /** Parses and validates a text against `schema`; keeps it when valid. */
+  function parseAndValidate(schema: GraphQLSchema, query: string): DocumentNode | GraphQLError[] {
+    let document: DocumentNode;
+    try {
+      // The token limit, as HTTP requests have it (requestLimits.ts), before any parsing work.
+      document = parse(query, { maxTokens: limits.maxTokens });
+    } catch (error) {
+      if (error instanceof GraphQLError && /more than \d+ tokens/.test(error.message)) {
+        return [
+          appError(ErrorCode.OPERATION_LIMIT, `The operation has more than ${limits.maxTokens} tokens.`, {
+            limit: 'tokens',
+            max: limits.maxTokens,
+          }),
+        ];
+      }
+      return rejected(
+        [error instanceof GraphQLError ? error : new GraphQLError('Unparsable query.')],
+        ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
+      );
+    }
+    const errors = validate(schema, document);
+    if (errors.length > 0) return rejected(errors, ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED);
+    documents.set(query, { document, validFor: schema });
+    printed.set(document, print(document));
+    return document;
+  }
+
+  /** The operation a valid document names, within the limits, with its variables coerced. */
+  function resolveOperation(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: ClientOperation,
+  ):
+    | { document: DocumentNode; operationName: string | undefined; variables: Record<string, unknown> }
+    | GraphQLError[] {
+    const operationName = operation.operationName ?? undefined;
+    const ast = getOperationAST(document, operationName);
+    if (!ast) {
+      return rejected(
+        [new GraphQLError('Could not identify the operation to run.')],
+        ApolloServerErrorCode.OPERATION_RESOLUTION_FAILURE,
+      );
+    }
+    const exceeded = operationLimitError(document, ast, limits);
+    if (exceeded) return [exceeded];
+    if (ast.operation !== OperationTypeNode.SUBSCRIPTION) {
+      // Queries and mutations go through Apollo Server over HTTP, where the operation limits,
+      // rate limits and plugins apply.
+      return [
+        appError(
+          ErrorCode.BAD_USER_INPUT,
+          'Only subscriptions are served over WebSocket and event streams: send queries and mutations with HTTP POST.',
+        ),
+      ];
+    }
+    // Coerced like Apollo Server does for HTTP: a wrong or missing variable fails here, once.
+    const coerced = getVariableValues(schema, ast.variableDefinitions ?? [], operation.variables ?? {});
+    if (coerced.errors) return rejected(coerced.errors, ApolloServerErrorCode.BAD_USER_INPUT);
+    return { document, operationName, variables: coerced.coerced };
+  }
+
   return {
     /** Parses and validates against the public schema; only subscriptions are served here. */
     prepare(
@@ -97,50 +176,11 @@ export function createSubscriptionBridge({
       if (!schema) {
         return [appError(ErrorCode.SERVICE_UNAVAILABLE, 'The gateway is starting: try again shortly.')];
       }
-      let document: DocumentNode;
-      try {
-        // The token limit, as HTTP requests have it (requestLimits.ts), before any parsing work.
-        document = parse(operation.query, { maxTokens: limits.maxTokens });
-      } catch (error) {
-        if (error instanceof GraphQLError && /more than \d+ tokens/.test(error.message)) {
-          return [
-            appError(ErrorCode.OPERATION_LIMIT, `The operation has more than ${limits.maxTokens} tokens.`, {
-              limit: 'tokens',
-              max: limits.maxTokens,
-            }),
-          ];
-        }
-        return rejected(
-          [error instanceof GraphQLError ? error : new GraphQLError('Unparsable query.')],
-          ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
-        );
-      }
-      const errors = validate(schema, document);
-      if (errors.length > 0) return rejected(errors, ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED);
-      const operationName = operation.operationName ?? undefined;
-      const ast = getOperationAST(document, operationName);
-      if (!ast) {
-        return rejected(
-          [new GraphQLError('Could not identify the operation to run.')],
-          ApolloServerErrorCode.OPERATION_RESOLUTION_FAILURE,
-        );
-      }
-      const exceeded = operationLimitError(document, ast, limits);
-      if (exceeded) return [exceeded];
-      if (ast.operation !== OperationTypeNode.SUBSCRIPTION) {
-        // Queries and mutations go through Apollo Server over HTTP, where the operation limits,
-        // rate limits and plugins apply.
-        return [
-          appError(
-            ErrorCode.BAD_USER_INPUT,
-            'Only subscriptions are served over WebSocket and event streams: send queries and mutations with HTTP POST.',
-          ),
-        ];
-      }
-      // Coerced like Apollo Server does for HTTP: a wrong or missing variable fails here, once.
-      const coerced = getVariableValues(schema, ast.variableDefinitions ?? [], operation.variables ?? {});
-      if (coerced.errors) return rejected(coerced.errors, ApolloServerErrorCode.BAD_USER_INPUT);
-      return { document, operationName, variables: coerced.coerced };
+      const cached = documents.get(operation.query);
+      const document =
+        cached?.validFor === schema ? cached.document : parseAndValidate(schema, operation.query);
+      if (Array.isArray(document)) return document;
+      return resolveOperation(schema, document, operation);
     },
 
     subscribe(options: SubscribeOptions): AsyncIterableIterator<ExecutionResult> | ExecutionResult {
@@ -166,7 +206,7 @@ export function createSubscriptionBridge({
         plan.generation,
         plan.primary.serviceName,
         operationName ?? null,
-        print(document),
+        printed.get(document) ?? print(document),
         variables,
         viewer ? [viewer.id, viewer.role] : null,
       ]);

@@ -42,6 +42,13 @@ export function createSubscriptionPlanner({
   createDataSource: (endpoint: SubgraphEndpoint) => GraphQLDataSource;
 }) {
   let generations = 0;
+  // The bridge hands identical subscriptions the same (cached) document: printed once.
+  const printed = new WeakMap<DocumentNode, string>();
+  const printOnce = (document: DocumentNode) => {
+    let text = printed.get(document);
+    if (text === undefined) printed.set(document, (text = print(document)));
+    return text;
+  };
   let current:
     | {
         generation: number;
@@ -83,7 +90,7 @@ export function createSubscriptionPlanner({
           extensions: { code: ErrorCode.SERVICE_UNAVAILABLE },
         });
       }
-      const cacheKey = `${operationName ?? ''}\0${print(document)}`;
+      const cacheKey = `${operationName ?? ''}\0${printOnce(document)}`;
       const cached = generation.plans.get(cacheKey);
       if (cached) return cached;
       const operationContext = buildOperationContext({
