@@ -23,7 +23,10 @@ export interface Database extends Queryable {
 
 export interface DatabaseOptions {
   schema: string;
-  /** Called with each statement's SQL; tests count queries with it (N+1 checks). */
+  /**
+   * Called with each statement's SQL; tests count queries with it (N+1 checks). A transaction
+   * reports its `BEGIN` and its `COMMIT` (or `ROLLBACK`) too: on a server each is a round trip.
+   */
   onQuery?: (sql: string) => void;
 }
 
@@ -67,13 +70,16 @@ export function createPostgresDatabase(
     async transaction(fn) {
       const client = await pool.connect();
       try {
+        onQuery?.('BEGIN');
         await client.query('BEGIN');
         const result = await fn(wrap(client));
+        onQuery?.('COMMIT');
         await client.query('COMMIT');
         client.release();
         return result;
       } catch (error) {
         try {
+          onQuery?.('ROLLBACK');
           await client.query('ROLLBACK');
           client.release();
         } catch (rollbackError) {
@@ -135,7 +141,18 @@ export function createPgliteDatabase(
     kind: 'pglite',
     query: (sql, params) => transaction((tx) => tx.query(sql, params)),
     exec: (sql) => transaction((tx) => tx.exec(sql)),
-    transaction,
+    // Reported like PostgreSQL's, so that counts of round trips agree on both backends.
+    async transaction(fn) {
+      onQuery?.('BEGIN');
+      try {
+        const result = await transaction(fn);
+        onQuery?.('COMMIT');
+        return result;
+      } catch (error) {
+        onQuery?.('ROLLBACK');
+        throw error;
+      }
+    },
     async ping() {
       await transaction((tx) => tx.query('SELECT 1'));
     },

@@ -62,21 +62,22 @@ export function createOrdersService(
     products: clientFor('products'),
     payments: clientFor('payments'),
   };
-  const runner = createSagaRunner({
-    store: {
-      ...sagaStore,
-      // Every transition may carry events: wake the relay up rather than wait for its poll.
-      apply: async (...args) => {
-        const order = await sagaStore.apply(...args);
-        relay.notify();
-        return order;
-      },
-      place: async (input) => {
-        const id = await sagaStore.place(input);
-        relay.notify();
-        return id;
-      },
+  // A write that appended events wakes the relay up rather than wait for its poll.
+  const notifyingSagaStore = {
+    ...sagaStore,
+    apply: async (...args: Parameters<typeof sagaStore.apply>) => {
+      const order = await sagaStore.apply(...args);
+      if (args[1].events?.length) relay.notify();
+      return order;
     },
+    record: async (input: Parameters<typeof sagaStore.record>[0]) => {
+      const order = await sagaStore.record(input);
+      relay.notify();
+      return order;
+    },
+  };
+  const runner = createSagaRunner({
+    store: notifyingSagaStore,
     clients,
     logger,
     abort,
@@ -94,7 +95,7 @@ export function createOrdersService(
     },
   });
   const placeOrder = createPlaceOrder({
-    store: sagaStore,
+    store: notifyingSagaStore,
     runner,
     products: clients.products,
     waitMs: config.ORDER_SAGA_WAIT_MS,

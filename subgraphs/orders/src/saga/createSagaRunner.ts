@@ -150,6 +150,16 @@ export function createSagaRunner({
   });
 
   const asUser = (order: SagaOrder) => ({ id: order.userId, role: Role.CUSTOMER });
+  /** Two transitions as one: `b`'s step changes after `a`'s, its order changes over `a`'s. */
+  const merge = (a: Transition | undefined, b: Transition): Transition =>
+    a
+      ? {
+          steps: [...(a.steps ?? []), ...(b.steps ?? [])],
+          compensations: [...(a.compensations ?? []), ...(b.compensations ?? [])],
+          order: { ...a.order, ...b.order },
+          events: [...(a.events ?? []), ...(b.events ?? [])],
+        }
+      : b;
   const stepOf = (order: SagaOrder, name: StepName) => order.steps.find((s) => s.name === name);
 
   function checkStopping() {
@@ -183,17 +193,29 @@ export function createSagaRunner({
   /**
    * Runs one step until it has an outcome: attempts (each counted in the log), transient failures
    * recorded on the step and retried after a pause, until `onTransient` turns one into a failure.
+   * `done` is the previous step's outcome, not yet recorded: it is written with this step's first
+   * attempt, in one transition (or alone, when the runner stops before that attempt).
    */
   async function attemptUntilDone(
     initial: SagaOrder,
     name: StepName,
     call: (order: SagaOrder) => Promise<Transition>,
     onTransient: (order: SagaOrder, failure: TransientFailure) => StepFailure | null,
+    done?: Transition,
   ): Promise<{ order: SagaOrder; outcome: Transition } | { order: SagaOrder; failure: StepFailure }> {
     let order = initial;
+    let unrecorded = done;
     for (;;) {
+      if (stopping && unrecorded) {
+        order = await store.apply(order, unrecorded);
+        unrecorded = undefined;
+      }
       checkStopping();
-      order = await store.apply(order.id, { steps: [{ name, status: 'RUNNING', attempt: true }] });
+      order = await store.apply(
+        order,
+        merge(unrecorded, { steps: [{ name, status: 'RUNNING', attempt: true }] }),
+      );
+      unrecorded = undefined;
       const started = performance.now();
       const observe = (result: string) =>
         stepDuration?.observe({ step: name, outcome: result }, (performance.now() - started) / 1000);
@@ -207,7 +229,7 @@ export function createSagaRunner({
       }
       if (failure instanceof TransientFailure) {
         observe('retried');
-        order = await store.apply(order.id, { steps: [{ name, status: 'RUNNING', error: failure.message }] });
+        order = await store.apply(order, { steps: [{ name, status: 'RUNNING', error: failure.message }] });
         const givenUp = onTransient(order, failure);
         if (givenUp) return { order, failure: givenUp };
         const attempts = stepOf(order, name)?.attempts ?? 1;
@@ -317,6 +339,8 @@ export function createSagaRunner({
 
   async function forward(initial: SagaOrder): Promise<SagaOrder> {
     let order = initial;
+    // A step's success is recorded with the next step's first attempt: one transition, not two.
+    let succeeded: Transition | undefined;
     for (const name of SAGA_STEPS) {
       const step = stepOf(order, name);
       if (!step || step.status === 'SUCCEEDED' || step.status === 'SKIPPED') continue;
@@ -336,21 +360,23 @@ export function createSagaRunner({
             true,
           );
         },
+        succeeded,
       );
+      succeeded = undefined;
       order = result.order;
       if ('failure' in result) {
         const { failure } = result;
         logger.info({ orderId: order.id, step: name, reason: failure.message }, 'saga step failed');
-        return store.apply(order.id, {
+        return store.apply(order, {
           ...failure.transition,
           steps: [{ name, status: 'FAILED', error: failure.message }],
           compensations: compensationsFor(order, { name, mayHaveApplied: failure.mayHaveApplied }),
           order: { ...failure.transition.order, sagaState: 'COMPENSATING', failureReason: failure.message },
         });
       }
-      order = await store.apply(order.id, { ...result.outcome, steps: [{ name, status: 'SUCCEEDED' }] });
+      succeeded = merge(result.outcome, { steps: [{ name, status: 'SUCCEEDED' }] });
     }
-    return order;
+    return succeeded ? store.apply(order, succeeded) : order;
   }
 
   /** One compensation step's call, and the transition that records it done (with its event). */
@@ -428,11 +454,11 @@ export function createSagaRunner({
           { orderId: order.id, step: name, reason: result.failure.message },
           'compensation refused: the saga ends FAILED',
         );
-        order = await store.apply(order.id, {
+        order = await store.apply(order, {
           steps: [{ name, status: 'FAILED', error: result.failure.message }],
         });
       } else {
-        order = await store.apply(order.id, result.outcome);
+        order = await store.apply(order, result.outcome);
       }
     }
 
@@ -441,7 +467,7 @@ export function createSagaRunner({
     const skipped = order.steps
       .filter((s) => s.status === 'PENDING')
       .map((s) => ({ name: s.name, status: 'SKIPPED' as const }));
-    await store.apply(order.id, {
+    await store.apply(order, {
       steps: skipped,
       order: { status: 'CANCELLED', sagaState: refused ? 'FAILED' : 'COMPENSATED' },
       // Already CANCELLED: a saga that ended FAILED before compensation was retried, and now
@@ -454,11 +480,15 @@ export function createSagaRunner({
     return refused ? 'failed' : 'cancelled';
   }
 
-  async function drive(orderId: string): Promise<void> {
+  /**
+   * Runs the saga to its end (or until abandoned). Resolves true when this replica holds no
+   * lease on it afterwards: another runs it, or it ended (the transition that ends a saga gives
+   * its lease up). `placed`: the saga as this replica just recorded it, born leased to it.
+   */
+  async function drive(orderId: string, placed?: SagaOrder): Promise<boolean> {
     // Another replica runs it (or it just ended): nothing to do here.
-    if (!(await store.claim(orderId))) return;
-    let order = await store.load(orderId);
-    if (!order) return;
+    let order = placed ?? (await store.claim(orderId));
+    if (!order) return true;
     if (order.sagaState === 'RUNNING') order = await forward(order);
     if (order.sagaState === 'COMPLETED') {
       outcomes?.inc({ outcome: 'confirmed' });
@@ -467,18 +497,25 @@ export function createSagaRunner({
       const outcome = await compensate(order);
       outcomes?.inc({ outcome });
       logger.info({ orderId, reason: order.failureReason, outcome }, 'saga compensated: order cancelled');
+      return true;
     }
+    return order.sagaState === 'COMPLETED';
   }
 
   /**
    * Runs (or resumes) an order's saga if no other replica holds it; resolves when it ends, is
-   * abandoned on stop, or at once when another replica runs it.
+   * abandoned on stop, or at once when another replica runs it. `placed`: the saga as this
+   * replica just recorded it (store.record), so it need not be claimed and read back.
    */
-  function run(orderId: string): Promise<void> {
+  function run(orderId: string, placed?: SagaOrder): Promise<void> {
     const existing = running.get(orderId);
     if (existing) return existing;
     if (stopping) return Promise.resolve();
-    const promise = drive(orderId)
+    let leaseGiven = false;
+    const promise = drive(orderId, placed)
+      .then((given) => {
+        leaseGiven = given;
+      })
       .catch((error: unknown) => {
         if (error instanceof Abandoned) {
           logger.info({ orderId }, 'saga abandoned on stop; another replica or the next start resumes it');
@@ -488,10 +525,9 @@ export function createSagaRunner({
           logger.error({ orderId, err: error }, 'saga interrupted; it resumes on the next lease round');
         }
       })
-      // Ended or abandoned: whoever comes next need not wait for the lease to lapse.
+      // Abandoned or interrupted: whoever comes next need not wait for the lease to lapse.
       .finally(() =>
-        store
-          .release(orderId)
+        (leaseGiven ? Promise.resolve() : store.release(orderId))
           .catch((error: unknown) => logger.warn({ orderId, err: error }, 'saga lease not released'))
           .finally(() => running.delete(orderId)),
       );

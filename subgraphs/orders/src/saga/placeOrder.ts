@@ -9,7 +9,7 @@ import { parseInput } from '../../../../lib/graphql/parseInput.ts';
 import type { OrderItemRecord } from '../store.ts';
 import type { SagaRunner } from './createSagaRunner.ts';
 import type { SubgraphClient } from './createSubgraphClient.ts';
-import type { SagaStore } from './sagaStore.ts';
+import type { SagaOrder, SagaStore } from './sagaStore.ts';
 
 const placeOrderInput = z.object({
   items: z
@@ -82,8 +82,9 @@ export function createPlaceOrder({
     return items;
   }
 
-  async function settle(orderId: string): Promise<string> {
-    await Promise.race([runner.run(orderId), delay(waitMs, undefined, { ref: false })]);
+  /** `placed`: the saga this call just recorded, which the runner takes as it is. */
+  async function settle(orderId: string, placed?: SagaOrder): Promise<string> {
+    await Promise.race([runner.run(orderId, placed), delay(waitMs, undefined, { ref: false })]);
     return orderId;
   }
 
@@ -100,9 +101,9 @@ export function createPlaceOrder({
       }
     }
     const items = await priced(input);
-    let orderId: string;
+    let placed: SagaOrder;
     try {
-      orderId = await store.place({
+      placed = await store.record({
         userId: viewer.id,
         items,
         paymentToken: input.paymentToken,
@@ -117,7 +118,7 @@ export function createPlaceOrder({
       if (winner.fingerprint !== fingerprint) throw conflict();
       return settle(winner.id);
     }
-    return settle(orderId);
+    return settle(placed.id, placed);
   };
 }
 export type PlaceOrder = ReturnType<typeof createPlaceOrder>;
