@@ -27,6 +27,12 @@ export interface EventConsumerOptions {
   stream: EventStream;
   db: Database;
   logger: Logger;
+  /**
+   * The event types `handle` acts on; unset: every type. An event of another type has no effect
+   * to apply or to deduplicate, so it is taken without a transaction (issue #7: order-events
+   * carries every saga transition, and most consumers act on a few).
+   */
+  eventTypes?: readonly string[];
   /** Applies the event's effects with `tx`; the event counts as processed when tx commits. */
   handle: (event: EventEnvelope, tx: Queryable, message: StreamMessage) => Promise<void>;
   /** Called after an event's transaction committed (wake whoever acts on its effects). */
@@ -64,7 +70,7 @@ export function createEventConsumer(options: EventConsumerOptions) {
   let subscription: StreamSubscription | undefined;
   const consumed = options.metrics?.counter({
     name: 'events_consumed_total',
-    help: 'Events taken from the stream, by consumer and outcome (applied, duplicate, dead_lettered)',
+    help: 'Events taken from the stream, by consumer and outcome (applied, duplicate, dead_lettered, skipped: a type it does not act on)',
     labelNames: ['consumer', 'outcome'],
   });
   const lag = options.metrics?.gauge({
@@ -78,6 +84,7 @@ export function createEventConsumer(options: EventConsumerOptions) {
     labelNames: ['consumer'],
   });
   let stopping = false;
+  const wanted = options.eventTypes && new Set(options.eventTypes);
 
   async function deadLetter(message: StreamMessage, error: unknown, attempts: number) {
     const reason = error instanceof Error ? error.message : String(error);
@@ -141,6 +148,10 @@ export function createEventConsumer(options: EventConsumerOptions) {
     } catch (error) {
       await deadLetter(message, new PermanentEventError(`malformed event: ${(error as Error).message}`), 0);
       consumed?.inc({ consumer: name, outcome: 'dead_lettered' });
+      return;
+    }
+    if (wanted && !wanted.has(event.eventType)) {
+      consumed?.inc({ consumer: name, outcome: 'skipped' });
       return;
     }
     let backoff: IBackoff<unknown> | undefined;

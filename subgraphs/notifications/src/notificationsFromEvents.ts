@@ -20,6 +20,9 @@ const orderEnded = z.object({
 
 const money = (cents: number) => `${(cents / 100).toFixed(2)}`;
 
+/** The events that may call for a notification (or teach a recipient): the consumer skips the rest. */
+export const NOTIFIED_EVENT_TYPES: readonly string[] = ['UserSignedUp', 'OrderConfirmed', 'OrderCancelled'];
+
 /**
  * The notification an event calls for, if any. `recipient` is the order's email when its event
  * carries none (null: a user nobody can write to).

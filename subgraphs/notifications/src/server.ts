@@ -10,7 +10,7 @@ import {
 import { ORDER_EVENTS_TOPIC } from '../../orders/src/saga/sagaStore.ts';
 import { USER_EVENTS_TOPIC } from '../../users/src/store.ts';
 import { createLogMailer, createSmtpMailer, type Mailer } from './mailer.ts';
-import { createNotificationHandler } from './notificationsFromEvents.ts';
+import { createNotificationHandler, NOTIFIED_EVENT_TYPES } from './notificationsFromEvents.ts';
 import { createNotificationWorker, emailTopology } from './notificationWorker.ts';
 import { createNotificationDispatcher } from './createNotificationDispatcher.ts';
 import { createNotificationsContext, createNotificationsResolvers } from './resolvers.ts';
@@ -39,6 +39,7 @@ export function createNotificationsService(
   const consumer = createEventConsumer({
     name: 'notifications',
     topics: [USER_EVENTS_TOPIC, ORDER_EVENTS_TOPIC],
+    eventTypes: NOTIFIED_EVENT_TYPES,
     stream,
     db,
     logger,

@@ -72,6 +72,8 @@ export function createMetricsConsumer({
   return createEventConsumer({
     name: 'analytics',
     topics: [ORDER_EVENTS_TOPIC],
+    // Only the events that change an order's status make or move a fact (orderFactOf).
+    eventTypes: Object.keys(STATUS_OF),
     stream,
     db,
     logger,
