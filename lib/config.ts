@@ -118,6 +118,12 @@ export const configSchema = z
     QUERY_INFLIGHT_DEDUPLICATION: booleanFlag.default(true),
     /** Keep-alive connections the gateway holds open per subgraph. */
     SUBGRAPH_MAX_CONNECTIONS: z.coerce.number().int().positive().default(128),
+    /**
+     * How often an outbox relay (users, orders) looks for events nothing woke it for: written by
+     * another replica, or before a restart. A commit in the relay's own process wakes it at once,
+     * so this is only the latency of those, and the idle cost of a query per round (issue #7).
+     */
+    OUTBOX_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
     /** How long placeOrder waits for the saga to end before returning the order PENDING. */
     ORDER_SAGA_WAIT_MS: z.coerce.number().int().min(0).default(5_000),
     /**

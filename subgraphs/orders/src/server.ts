@@ -42,7 +42,14 @@ export function createOrdersService(
   const store = createOrderStore(db);
   const production = config.NODE_ENV === 'production';
   const credentials = serviceCredentialsFor('orders', deps);
-  const relay = createOutboxRelay({ db, stream, logger, metrics: deps.observability.metrics });
+  // Woken by every commit that appends events here; the poll only finds other replicas' events.
+  const relay = createOutboxRelay({
+    db,
+    stream,
+    logger,
+    metrics: deps.observability.metrics,
+    pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
+  });
   // A new owner per instance: a restarted process must wait out its predecessor's leases too.
   const sagaStore = createSagaStore(db, { owner: randomUUID(), leaseMs: config.ORDER_SAGA_LEASE_MS });
   const statusFeed = createOrderStatusFeed({ stream, logger });

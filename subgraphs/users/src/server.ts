@@ -17,7 +17,14 @@ const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url)
 export function createUsersService(deps: SubgraphDeps): Service {
   const { config, db, logger, secrets, stream } = deps;
   const store = createUserStore(db);
-  const relay = createOutboxRelay({ db, stream, logger, metrics: deps.observability.metrics });
+  // Woken by every commit that appends events here; the poll only finds other replicas' events.
+  const relay = createOutboxRelay({
+    db,
+    stream,
+    logger,
+    metrics: deps.observability.metrics,
+    pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
+  });
   const production = config.NODE_ENV === 'production';
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
 
