@@ -156,12 +156,11 @@ export function createSharedSubscriptions({
               }
               // To those subscribed when the event came and still there: one who joins during a
               // yield below got `latest` as it joined.
-              let delivered = 0;
+              let index = 0;
               for (const subscriber of [...subscribers]) {
-                if (delivered > 0 && delivered % deliveriesPerTurn === 0) await nextTurn();
-                if (!subscribers.has(subscriber)) continue;
-                subscriber.deliver(shared);
-                delivered += 1;
+                if (index > 0 && index % deliveriesPerTurn === 0) await nextTurn();
+                index += 1;
+                if (subscribers.has(subscriber)) subscriber.deliver(shared);
               }
             });
           },
