@@ -38,8 +38,18 @@ function checkSchema(schema: string): string {
   return schema;
 }
 
+/** PostgreSQL's answer to a prepared statement whose result columns a migration changed. */
+const isStalePreparedStatement = (error: unknown) =>
+  (error as { code?: unknown } | null)?.code === '0A000' &&
+  /cached plan must not change result type/.test((error as Error).message);
+
 export function createPostgresDatabase(
-  options: DatabaseOptions & { url: string; maxConnections?: number },
+  options: DatabaseOptions & {
+    url: string;
+    maxConnections?: number;
+    /** Distinct statements prepared per connection at most; those beyond are sent unprepared. */
+    maxPreparedStatements?: number;
+  },
 ): Database {
   const schema = checkSchema(options.schema);
   const pool = new pg.Pool({
@@ -51,11 +61,38 @@ export function createPostgresDatabase(
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const onQuery = options.onQuery;
-  const wrap = (client: pg.Pool | pg.PoolClient): Queryable => ({
+  // Each statement is prepared once per connection, named after its text, and then only bound
+  // and executed: the server neither parses nor (once it settles on a generic plan) plans it
+  // again, which halved its CPU for the saga's statements (issue #7). The code's statements are
+  // a fixed set; the cap bounds what a connection holds should some text be built per call.
+  const maxPrepared = options.maxPreparedStatements ?? 500;
+  const names = new Map<string, string | null>();
+  const nameOf = (sql: string): string | undefined => {
+    let name = names.get(sql);
+    if (name === undefined) {
+      name = names.size < maxPrepared ? `s${names.size}` : null;
+      names.set(sql, name);
+    }
+    return name ?? undefined;
+  };
+  const wrap = (client: pg.Pool | pg.PoolClient, inTransaction: boolean): Queryable => ({
     async query<R extends object>(sql: string, params?: readonly unknown[]) {
       onQuery?.(sql);
-      const result = await client.query(sql, params as unknown[] | undefined);
-      return result.rows as R[];
+      const values = params as unknown[] | undefined;
+      const name = nameOf(sql);
+      try {
+        const result = await client.query(name ? { name, text: sql, values } : { text: sql, values });
+        return result.rows as R[];
+      } catch (error) {
+        // A migration changed what the statement returns (SELECT * of an altered table) while
+        // connections held it prepared: it is sent unprepared from now on. Outside a
+        // transaction it is retried at once; inside, the transaction failed and its caller retries.
+        if (!name || !isStalePreparedStatement(error)) throw error;
+        names.set(sql, null);
+        if (inTransaction) throw error;
+        const result = await client.query({ text: sql, values });
+        return result.rows as R[];
+      }
     },
     async exec(sql: string) {
       onQuery?.(sql);
@@ -66,13 +103,13 @@ export function createPostgresDatabase(
   return {
     schema,
     kind: 'postgres',
-    ...wrap(pool),
+    ...wrap(pool, false),
     async transaction(fn) {
       const client = await pool.connect();
       try {
         onQuery?.('BEGIN');
         await client.query('BEGIN');
-        const result = await fn(wrap(client));
+        const result = await fn(wrap(client, true));
         onQuery?.('COMMIT');
         await client.query('COMMIT');
         client.release();
