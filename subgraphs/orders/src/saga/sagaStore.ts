@@ -449,7 +449,11 @@ export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
            RETURNING id
          ), added AS (
            INSERT INTO saga_steps (order_id, position, name, status)
-           SELECT held.id, $13::integer + a.position - 1, a.name, 'PENDING'
+           -- After the last position, whatever gaps an older log may have.
+           SELECT held.id,
+                  GREATEST($13::integer, (SELECT COALESCE(max(s.position), -1) + 1
+                                          FROM saga_steps s WHERE s.order_id = held.id)) + a.position - 1,
+                  a.name, 'PENDING'
            FROM held, unnest($14::text[]) WITH ORDINALITY AS a (name, position)
          ), changed AS (
            UPDATE saga_steps s SET
