@@ -683,7 +683,7 @@ function report(input: {
       (r) => r.stage(step),
     ]),
     [
-      'orders itself: pricing call to products, order insert, lease, 8 step transitions (mean, by difference)',
+      'orders itself: pricing call to products, the order insert, the saga transitions (mean, by difference)',
       'orders PlaceOrder − the four steps',
       (r) => r.stage('ordersPlaceOrder') - SAGA_STEPS.reduce((sum, step) => sum + r.stage(step), 0),
     ],
