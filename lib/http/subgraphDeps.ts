@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import type { EventStream } from '../messaging/eventStream.ts';
 import type { WorkQueue } from '../messaging/workQueue.ts';
 import type { Observability } from '../observability/createObservability.ts';
+import { createOutboxRelay } from '../outbox/createOutboxRelay.ts';
 import type { Service } from './createSubgraphService.ts';
 
 /** What every subgraph factory is given: nothing is imported as a singleton. */
@@ -33,5 +34,19 @@ export function serviceCredentialsFor(
     secret: secrets.serviceSecret,
     ttlSeconds: config.SERVICE_CREDENTIAL_TTL_SECONDS,
     service,
+  });
+}
+
+/**
+ * The outbox relay of a service that appends events (users, orders). Wake it after every commit
+ * that appends events: the poll (OUTBOX_POLL_INTERVAL_MS) then only finds other replicas' events.
+ */
+export function outboxRelayFor({ config, db, stream, logger, observability }: SubgraphDeps) {
+  return createOutboxRelay({
+    db,
+    stream,
+    logger,
+    metrics: observability.metrics,
+    pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
   });
 }

@@ -5,11 +5,10 @@ import { parse } from 'graphql';
 import { DEMO_ORDERS } from '../../../lib/demo.ts';
 import { isUniqueViolation } from '../../../lib/db/createDatabase.ts';
 import { createSubgraphService, type Service } from '../../../lib/http/createSubgraphService.ts';
-import { serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
+import { outboxRelayFor, serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
 import type { Config } from '../../../lib/config.ts';
 import { subgraphPort, subgraphUrlOverride } from '../../../lib/config.ts';
 import { outboxMigrations } from '../../../lib/outbox/appendEvent.ts';
-import { createOutboxRelay } from '../../../lib/outbox/createOutboxRelay.ts';
 import { createOrderStatusFeed } from './createOrderStatusFeed.ts';
 import { createSagaRunner, DEFAULT_SAGA_TIMING } from './saga/createSagaRunner.ts';
 import { createSubgraphClient } from './saga/createSubgraphClient.ts';
@@ -43,13 +42,7 @@ export function createOrdersService(
   const production = config.NODE_ENV === 'production';
   const credentials = serviceCredentialsFor('orders', deps);
   // Woken by every commit that appends events here; the poll only finds other replicas' events.
-  const relay = createOutboxRelay({
-    db,
-    stream,
-    logger,
-    metrics: deps.observability.metrics,
-    pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
-  });
+  const relay = outboxRelayFor(deps);
   // A new owner per instance: a restarted process must wait out its predecessor's leases too.
   const sagaStore = createSagaStore(db, { owner: randomUUID(), leaseMs: config.ORDER_SAGA_LEASE_MS });
   const statusFeed = createOrderStatusFeed({ stream, logger });

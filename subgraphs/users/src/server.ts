@@ -3,9 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'graphql';
 import { createUserTokens, Role } from '../../../lib/auth/tokens.ts';
 import { outboxMigrations } from '../../../lib/outbox/appendEvent.ts';
-import { createOutboxRelay } from '../../../lib/outbox/createOutboxRelay.ts';
 import { createSubgraphService, type Service } from '../../../lib/http/createSubgraphService.ts';
-import { serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
+import { outboxRelayFor, serviceCredentialsFor, type SubgraphDeps } from '../../../lib/http/subgraphDeps.ts';
 import { DEMO_ADMIN_ID } from '../../../lib/demo.ts';
 import { hashPassword } from './passwords.ts';
 import { createUsersContext, createUsersResolvers } from './resolvers.ts';
@@ -18,13 +17,7 @@ export function createUsersService(deps: SubgraphDeps): Service {
   const { config, db, logger, secrets, stream } = deps;
   const store = createUserStore(db);
   // Woken by every commit that appends events here; the poll only finds other replicas' events.
-  const relay = createOutboxRelay({
-    db,
-    stream,
-    logger,
-    metrics: deps.observability.metrics,
-    pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
-  });
+  const relay = outboxRelayFor(deps);
   const production = config.NODE_ENV === 'production';
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
 
