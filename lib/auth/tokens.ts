@@ -35,13 +35,14 @@ export class InvalidTokenError extends Error {
  */
 function createVerifiedCache<T extends object>(
   verify: (token: string) => Promise<T & { expiresAt: number }>,
+  now: () => number = Date.now,
 ) {
   const verified = new LRUCache<string, T & { expiresAt: number }>({ max: VERIFIED_TOKENS_KEPT });
   return async (token: string): Promise<T & { expiresAt: number }> => {
     const known = verified.get(token);
-    if (known && known.expiresAt > Date.now()) return known;
+    if (known && known.expiresAt > now()) return known;
     const result = await verify(token);
-    const ttl = result.expiresAt - Date.now();
+    const ttl = result.expiresAt - now();
     if (ttl > 0) verified.set(token, result, { ttl });
     return result;
   };
@@ -55,18 +56,31 @@ function toInvalidToken(error: unknown): InvalidTokenError {
   return new InvalidTokenError('invalid token');
 }
 
-/** Users' bearer tokens: issued by the users service, verified by the gateway. */
-export function createUserTokens({ secret, ttlSeconds }: { secret: string; ttlSeconds: number }) {
+/**
+ * Users' bearer tokens: issued by the users service, verified by the gateway. `now` (milliseconds
+ * since the epoch) is the time issuing and expiry go by: a test passes its own instead of sleeping
+ * past a one-second expiry, which a loaded machine can overshoot before the token is first used.
+ */
+export function createUserTokens({
+  secret,
+  ttlSeconds,
+  now = Date.now,
+}: {
+  secret: string;
+  ttlSeconds: number;
+  now?: () => number;
+}) {
   const key = new TextEncoder().encode(secret);
   return {
     async issue(viewer: Viewer): Promise<string> {
+      const issuedAt = Math.floor(now() / 1000);
       return new SignJWT({ role: viewer.role })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(viewer.id)
         .setIssuer(ISSUER)
         .setAudience(USER_TOKEN_AUDIENCE)
-        .setIssuedAt()
-        .setExpirationTime(`${ttlSeconds}s`)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + ttlSeconds)
         .sign(key);
     },
     verify: createVerifiedCache<Viewer>(async (token) => {
@@ -75,6 +89,7 @@ export function createUserTokens({ secret, ttlSeconds }: { secret: string; ttlSe
           issuer: ISSUER,
           audience: USER_TOKEN_AUDIENCE,
           algorithms: ['HS256'],
+          currentDate: new Date(now()),
         });
         const claims = viewerClaims.safeParse(payload);
         if (!claims.success) throw new InvalidTokenError('invalid token claims');
@@ -82,7 +97,7 @@ export function createUserTokens({ secret, ttlSeconds }: { secret: string; ttlSe
       } catch (error) {
         throw toInvalidToken(error);
       }
-    }),
+    }, now),
   };
 }
 export type UserTokens = ReturnType<typeof createUserTokens>;
