@@ -148,7 +148,9 @@ describe('the transactional outbox', () => {
       expect(versions).toEqual([...versions].sort((a, b) => a - b));
     }
     expect(new Set(received.map((m) => (JSON.parse(m.value) as EventEnvelope).eventId)).size).toBe(20);
-    expect(await relay.backlog()).toBe(0);
+    // The relay marks a batch published after the broker has it, so a consumer can see the events
+    // a moment before the backlog empties.
+    await until(async () => (await relay.backlog()) === 0);
   });
 
   it('with two relays on one database, one publishes and nothing goes out twice', async () => {
