@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createServiceCredentials, createUserTokens, InvalidTokenError } from './tokens.ts';
 
@@ -57,13 +56,21 @@ describe('service credentials', () => {
   });
 
   it('a credential is renewed once half its lifetime has passed, so none is used near its expiry', async () => {
-    // Expiry has one-second resolution: a 4 s lifetime keeps the steps apart.
-    const credentials = createServiceCredentials({ secret, ttlSeconds: 4, service: 'gateway' });
+    let time = Date.now();
+    const credentials = createServiceCredentials({
+      secret,
+      ttlSeconds: 60,
+      service: 'gateway',
+      now: () => time,
+    });
     const first = await credentials.sign(null);
-    await sleep(2_100);
+    time += 29_000;
+    expect(await credentials.sign(null)).toBe(first);
+    time += 2_000;
     const second = await credentials.sign(null);
     expect(second).not.toBe(first);
-    await sleep(2_100);
+    // 61 s after the first was signed: it has expired (one-second resolution), the renewed one has not.
+    time += 30_000;
     await expect(credentials.verify(first)).rejects.toMatchObject({ expired: true });
     expect(await credentials.verify(second)).toEqual({ service: 'gateway', viewer: null });
   });

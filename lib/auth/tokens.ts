@@ -37,7 +37,10 @@ function createVerifiedCache<T extends object>(
   verify: (token: string) => Promise<T & { expiresAt: number }>,
   now: () => number = Date.now,
 ) {
-  const verified = new LRUCache<string, T & { expiresAt: number }>({ max: VERIFIED_TOKENS_KEPT });
+  const verified = new LRUCache<string, T & { expiresAt: number }>({
+    max: VERIFIED_TOKENS_KEPT,
+    perf: { now },
+  });
   return async (token: string): Promise<T & { expiresAt: number }> => {
     const known = verified.get(token);
     if (known && known.expiresAt > now()) return known;
@@ -119,10 +122,13 @@ export function createServiceCredentials({
   secret,
   ttlSeconds,
   service,
+  now = Date.now,
 }: {
   secret: string;
   ttlSeconds: number;
   service: string;
+  /** The time (ms since the epoch) signing, expiry and renewal go by; a test passes its own. */
+  now?: () => number;
 }) {
   const key = new TextEncoder().encode(secret);
   // One credential per viewer, reused while more than half its lifetime is left: signing per
@@ -131,12 +137,16 @@ export function createServiceCredentials({
   const signed = new LRUCache<string, Promise<string>>({
     max: VERIFIED_TOKENS_KEPT,
     ttl: (ttlSeconds * 1000) / 2,
+    // Read the clock on every lookup (not lru-cache's 1 ms memo of it), so a test's jump counts.
+    perf: { now },
+    ttlResolution: 0,
   });
   const verify = createVerifiedCache<ServiceCaller>(async (credential) => {
     try {
       const { payload } = await jwtVerify(credential, key, {
         audience: SERVICE_AUDIENCE,
         algorithms: ['HS256'],
+        currentDate: new Date(now()),
       });
       if (!payload.iss) throw new InvalidTokenError('credential names no caller');
       const expiresAt = (payload.exp ?? 0) * 1000;
@@ -147,14 +157,15 @@ export function createServiceCredentials({
     } catch (error) {
       throw toInvalidToken(error);
     }
-  });
+  }, now);
   async function signNew(viewer: Viewer | null): Promise<string> {
+    const issuedAt = Math.floor(now() / 1000);
     const jwt = new SignJWT(viewer ? { role: viewer.role } : {})
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(service)
       .setAudience(SERVICE_AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(`${ttlSeconds}s`);
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + ttlSeconds);
     if (viewer) jwt.setSubject(viewer.id);
     return jwt.sign(key);
   }
