@@ -519,7 +519,7 @@ describe('orders replicas in the test process, their siblings behind the proxy',
 
     // A replica that recorded an order and died before running it: its lease must lapse first.
     const dead = createSagaStore(dbA, { owner: 'killed-replica', leaseMs: LEASE_MS });
-    const orphan = await dead.place({
+    const { id: orphan } = await dead.record({
       userId: customer.id,
       items: [{ productId: product.id, quantity: 2, unitPriceCents: 1_606 }],
       paymentToken: 'tok_visa',

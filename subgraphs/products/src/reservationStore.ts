@@ -259,14 +259,15 @@ export function createReservationStore(db: Database) {
      */
     release: (ref: { id: string } | { idempotencyKey: string }): Promise<ReservationRecord> =>
       db.transaction(async (tx) => {
-        const findLocked = async () =>
-          (
-            await ('id' in ref
+        const findLocked = async () => {
+          const found =
+            'id' in ref
               ? isUuid(ref.id)
-                ? load(tx, 'id', ref.id, true)
-                : Promise.resolve(null)
-              : load(tx, 'idempotency_key', ref.idempotencyKey, true))
-          )?.record ?? null;
+                ? await load(tx, 'id', ref.id, true)
+                : null
+              : await load(tx, 'idempotency_key', ref.idempotencyKey, true);
+          return found?.record ?? null;
+        };
         let reservation = await findLocked();
         if (!reservation && 'idempotencyKey' in ref) {
           await tx.query(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Database, Queryable } from '../../../../lib/db/createDatabase.ts';
+import type { Database } from '../../../../lib/db/createDatabase.ts';
 import { insertOutboxRows, outboxParams, toOutboxRow } from '../../../../lib/outbox/appendEvent.ts';
 import type { OrderItemRecord, OrderRecord, SagaState, StepStatus } from '../store.ts';
 
@@ -158,7 +158,6 @@ const LEASE_UNTIL = `now() + $2::integer * interval '1 millisecond'`;
 const ENDED: readonly SagaState[] = ['COMPLETED', 'COMPENSATED', 'FAILED'];
 
 interface ClaimedRow extends SagaOrderRow {
-  event_version: number;
   items: OrderItemRecord[];
   steps: SagaStepState[];
 }
@@ -170,40 +169,6 @@ interface ClaimedRow extends SagaOrderRow {
  * events) and is fenced by the lease, so a replica that lost the saga writes nothing.
  */
 export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
-  async function load(q: Queryable, orderId: string): Promise<SagaOrder | null> {
-    const [row] = await q.query<SagaOrderRow>('SELECT * FROM orders WHERE id = $1', [orderId]);
-    if (!row) return null;
-    const items = await q.query<{ product_id: string; quantity: number; unit_price_cents: number }>(
-      'SELECT * FROM order_items WHERE order_id = $1 ORDER BY position',
-      [orderId],
-    );
-    const steps = await q.query<{
-      name: StepName;
-      status: StepStatus;
-      attempts: number;
-      elapsed_ms: number | null;
-    }>(
-      `SELECT name, status, attempts,
-              (EXTRACT(EPOCH FROM now() - started_at) * 1000)::float8 AS elapsed_ms
-       FROM saga_steps WHERE order_id = $1 ORDER BY position`,
-      [orderId],
-    );
-    return toSagaOrder({
-      ...row,
-      items: items.map((item) => ({
-        productId: item.product_id,
-        quantity: item.quantity,
-        unitPriceCents: item.unit_price_cents,
-      })),
-      steps: steps.map((step) => ({
-        name: step.name,
-        status: step.status,
-        attempts: step.attempts,
-        elapsedMs: step.elapsed_ms,
-      })),
-    });
-  }
-
   function toSagaOrder(row: ClaimedRow): SagaOrder {
     return {
       id: row.id,
@@ -326,14 +291,7 @@ export function createSagaStore(db: Database, { owner, leaseMs }: SagaLease) {
   }
 
   return {
-    load: (orderId: string) => load(db, orderId),
-
     record,
-
-    /** Records an order as `record` does; returns its id. */
-    async place(input: NewPlacedOrder): Promise<string> {
-      return (await record(input)).id;
-    },
 
     /** The order a user placed with an idempotency key, and the fingerprint of that request. */
     async findByIdempotencyKey(userId: string, key: string) {
