@@ -4,7 +4,6 @@ import {
   GraphQLError,
   OperationTypeNode,
   parse,
-  print,
   validate,
   type DocumentNode,
   type ExecutionResult,
@@ -20,6 +19,7 @@ import type { Logger } from '../../../lib/logger.ts';
 import type { SubscriptionPlanner } from './createSubscriptionPlanner.ts';
 import type { SharedSubscriptions } from './createSharedSubscriptions.ts';
 import { createSubscriberQueue, type SharedResult } from './createSubscriberQueue.ts';
+import { printDocument } from './printDocument.ts';
 
 export interface ClientOperation {
   query: string;
@@ -101,8 +101,6 @@ export function createSubscriptionBridge({
     maxSize: DOCUMENT_CACHE_CHARS,
     sizeCalculation: (_entry, query) => Math.max(1, query.length),
   });
-  /** Each cached document printed (part of the sharing key), once. */
-  const printed = new WeakMap<DocumentNode, string>();
 
   /** Parses and validates a text against `schema`; keeps it when valid. */
   function parseAndValidate(schema: GraphQLSchema, query: string): DocumentNode | GraphQLError[] {
@@ -127,7 +125,6 @@ export function createSubscriptionBridge({
     const errors = validate(schema, document);
     if (errors.length > 0) return rejected(errors, ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED);
     documents.set(query, { document, validFor: schema });
-    printed.set(document, print(document));
     return document;
   }
 
@@ -206,7 +203,7 @@ export function createSubscriptionBridge({
         plan.generation,
         plan.primary.serviceName,
         operationName ?? null,
-        printed.get(document) ?? print(document),
+        printDocument(document),
         variables,
         viewer ? [viewer.id, viewer.role] : null,
       ]);

@@ -1,9 +1,10 @@
 import { buildOperationContext, type ApolloGateway, type GraphQLDataSource } from '@apollo/gateway';
 import { operationFromDocument, Supergraph, type Schema } from '@apollo/federation-internals';
 import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
-import { GraphQLError, print, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { ErrorCode } from '../../../lib/errors.ts';
 import type { SubgraphEndpoint } from '../supergraph/createSupergraphManager.ts';
+import { printDocument } from './printDocument.ts';
 
 type OperationContext = ReturnType<typeof buildOperationContext>;
 
@@ -42,13 +43,6 @@ export function createSubscriptionPlanner({
   createDataSource: (endpoint: SubgraphEndpoint) => GraphQLDataSource;
 }) {
   let generations = 0;
-  // The bridge hands identical subscriptions the same (cached) document: printed once.
-  const printed = new WeakMap<DocumentNode, string>();
-  const printOnce = (document: DocumentNode) => {
-    let text = printed.get(document);
-    if (text === undefined) printed.set(document, (text = print(document)));
-    return text;
-  };
   let current:
     | {
         generation: number;
@@ -90,7 +84,7 @@ export function createSubscriptionPlanner({
           extensions: { code: ErrorCode.SERVICE_UNAVAILABLE },
         });
       }
-      const cacheKey = `${operationName ?? ''}\0${printOnce(document)}`;
+      const cacheKey = `${operationName ?? ''}\0${printDocument(document)}`;
       const cached = generation.plans.get(cacheKey);
       if (cached) return cached;
       const operationContext = buildOperationContext({
