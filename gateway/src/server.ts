@@ -23,13 +23,19 @@ import { traceRequests } from '../../lib/observability/traceRequests.ts';
 import { createGatewayContextFactory, type GatewayContext } from './auth/createGatewayContext.ts';
 import { createResultStringifier } from './execution/createResultStringifier.ts';
 import { withInflightDeduplication } from './execution/dedupeInflightQueries.ts';
+import { joinInflightRequests } from './execution/joinInflightRequests.ts';
 import { serveGraphQL } from './execution/serveGraphQL.ts';
 import { serveDashboard } from './dashboard/serveDashboard.ts';
 import { createStatusRoutes } from './health/createStatusRoutes.ts';
 import { createRequestLimits } from './plugins/requestLimits.ts';
 import { useOperationGuards } from './plugins/useOperationGuards.ts';
 import { operationLimitsGuard } from './plugins/useOperationLimits.ts';
-import { createBucketTaker, operationBucketKey, rateLimitsGuard } from './plugins/useRateLimits.ts';
+import {
+  createBucketTaker,
+  operationBucketKey,
+  operationTokenTaker,
+  rateLimitsGuard,
+} from './plugins/useRateLimits.ts';
 import { createTokenBuckets } from './rateLimits/createTokenBuckets.ts';
 import { createSubgraphBreakers } from './subgraphs/createSubgraphBreakers.ts';
 import {
@@ -134,6 +140,15 @@ export function createGateway({
       takeTokens(operationBucketKey(viewer, ip), 1, operationBucket, 'subscriptions'),
   });
   resources.defer(() => subscriptions.stop());
+  // Identical queries in flight: answered together before Apollo Server's pipeline, and (those
+  // that still reach it together) sharing one execution of the plan.
+  const inflight = config.QUERY_INFLIGHT_DEDUPLICATION
+    ? joinInflightRequests({
+        metrics: observability.metrics,
+        logger,
+        takeOperationToken: operationTokenTaker(takeTokens, operationBucket),
+      })
+    : undefined;
   const apollo = new ApolloServer<GatewayContext>({
     gateway: config.QUERY_INFLIGHT_DEDUPLICATION
       ? withInflightDeduplication(gateway, observability.metrics)
@@ -151,6 +166,7 @@ export function createGateway({
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       subscriptions.plugin,
+      ...(inflight ? [inflight.plugin] : []),
       createRequestMetricsPlugin(observability.metrics),
       createOperationSpanPlugin(),
       createRequestLogPlugin(logger, 'info'),
@@ -226,7 +242,7 @@ export function createGateway({
         // Tracing first: requests the limits refuse get a request id, a span and a log line too.
         traceRequests(observability.tracing.tracer),
         ...requestLimits.handlers,
-        serveGraphQL(apollo, { context: ({ req }) => createContext(req.headers, req.ip) }),
+        serveGraphQL(apollo, { context: ({ req }) => createContext(req.headers, req.ip), inflight }),
         requestLimits.errors,
       );
       const boundPort = await listen(httpServer, port, host);

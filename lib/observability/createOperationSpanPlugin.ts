@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { trace } from '@opentelemetry/api';
+import { trace, type Span } from '@opentelemetry/api';
 
 /**
  * Names the request's span after the GraphQL operation (`mutation placeOrder`), which is what
@@ -12,15 +12,23 @@ export function createOperationSpanPlugin(): ApolloServerPlugin {
       if (!span) return;
       return {
         async didResolveOperation({ operation, operationName }) {
-          const type = operation?.operation ?? 'unknown';
-          span.updateName(`${type} ${operationName ?? 'anonymous'}`);
-          span.setAttribute('graphql.operation.type', type);
-          if (operationName) span.setAttribute('graphql.operation.name', operationName);
+          nameOperationSpan(span, operation?.operation ?? 'unknown', operationName ?? null);
         },
         async willSendResponse({ errors }) {
-          if (errors?.length) span.setAttribute('graphql.error.count', errors.length);
+          countSpanErrors(span, errors?.length ?? 0);
         },
       };
     },
   };
+}
+
+/** The span's name and attributes for a resolved operation (also used for joined requests). */
+export function nameOperationSpan(span: Span, type: string, operationName: string | null): void {
+  span.updateName(`${type} ${operationName ?? 'anonymous'}`);
+  span.setAttribute('graphql.operation.type', type);
+  if (operationName) span.setAttribute('graphql.operation.name', operationName);
+}
+
+export function countSpanErrors(span: Span, count: number): void {
+  if (count > 0) span.setAttribute('graphql.error.count', count);
 }

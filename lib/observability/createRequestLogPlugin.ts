@@ -2,6 +2,14 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { errorCodeOf } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
+/** What one GraphQL operation's log line says. */
+export interface OperationLogRecord {
+  operationName: string | null;
+  type: string | null;
+  durationMs: number;
+  errorCodes: string[];
+}
+
 /**
  * One log line per GraphQL operation (name, type, duration, error codes), written inside the
  * request's context so it carries `request_id` and `trace_id` (lib/logger.ts). The gateway logs
@@ -13,20 +21,31 @@ export function createRequestLogPlugin(logger: Logger, level: 'info' | 'debug'):
       const started = process.hrtime.bigint();
       return {
         async willSendResponse({ operationName, operation, errors }) {
-          if (!logger.isLevelEnabled(level)) return;
-          logger[level](
-            {
-              operation: operationName ?? null,
-              type: operation?.operation ?? null,
-              durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
-              ...(errors?.length && {
-                errorCodes: [...new Set(errors.map((e) => errorCodeOf(e) ?? 'INTERNAL_SERVER_ERROR'))],
-              }),
-            },
-            'graphql operation',
-          );
+          logOperation(logger, level, {
+            operationName: operationName ?? null,
+            type: operation?.operation ?? null,
+            durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+            errorCodes: (errors ?? []).map((e) => errorCodeOf(e) ?? 'INTERNAL_SERVER_ERROR'),
+          });
         },
       };
     },
   };
+}
+
+/**
+ * The line itself: also written by the gateway for a request answered from an identical one in
+ * flight (gateway/src/execution/joinInflightRequests.ts), which Apollo Server's plugins never see.
+ */
+export function logOperation(logger: Logger, level: 'info' | 'debug', record: OperationLogRecord): void {
+  if (!logger.isLevelEnabled(level)) return;
+  logger[level](
+    {
+      operation: record.operationName,
+      type: record.type,
+      durationMs: Math.round(record.durationMs * 10) / 10,
+      ...(record.errorCodes.length > 0 && { errorCodes: [...new Set(record.errorCodes)] }),
+    },
+    'graphql operation',
+  );
 }

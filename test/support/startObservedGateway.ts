@@ -1,4 +1,5 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { Writable } from 'node:stream';
 import { SUBGRAPH_NAMES, type Config } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createGateway, type Gateway } from '../../gateway/src/server.ts';
@@ -15,6 +16,8 @@ export interface ObservedGateway {
   totalCalls(): number;
   /** From now on the proxy of `name` takes requests and never answers them (a hung subgraph); `false` heals it. */
   hang(name: string, hung?: boolean): void;
+  /** From now on the proxy of `name` keeps requests until the returned function releases them all. */
+  hold(name: string): () => void;
   stop(): Promise<void>;
 }
 
@@ -25,10 +28,12 @@ export interface ObservedGateway {
 export async function startObservedGateway(
   system: TestSystem,
   overrides: Partial<Config> = {},
+  { logDestination }: { logDestination?: Writable } = {},
 ): Promise<ObservedGateway> {
   const calls: Record<string, number> = {};
   const bodies: Record<string, string[]> = {};
   const hung = new Set<string>();
+  const held = new Map<string, (() => void)[]>();
   const proxies: Server[] = [];
   const subgraphUrls: Record<string, string> = {};
   for (const name of SUBGRAPH_NAMES) {
@@ -39,17 +44,34 @@ export async function startObservedGateway(
       calls[name] = (calls[name] ?? 0) + 1;
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => received.push(Buffer.concat(chunks).toString('utf8')));
-      if (hung.has(name)) return;
-      const upstream = httpRequest(
-        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
-        (reply) => {
-          res.writeHead(reply.statusCode ?? 502, reply.headers);
-          reply.pipe(res);
-        },
+      const body = new Promise<Buffer>((resolve) =>
+        req.on('end', () => {
+          const whole = Buffer.concat(chunks);
+          received.push(whole.toString('utf8'));
+          resolve(whole);
+        }),
       );
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
+      if (hung.has(name)) return;
+      const forward = () => {
+        const upstream = httpRequest(
+          {
+            host: target.hostname,
+            port: target.port,
+            path: req.url,
+            method: req.method,
+            headers: req.headers,
+          },
+          (reply) => {
+            res.writeHead(reply.statusCode ?? 502, reply.headers);
+            reply.pipe(res);
+          },
+        );
+        upstream.on('error', () => res.destroy());
+        void body.then((whole) => upstream.end(whole));
+      };
+      const queue = held.get(name);
+      if (queue) queue.push(forward);
+      else forward();
     });
     const port = await listen(proxy, 0, '127.0.0.1');
     proxies.push(proxy);
@@ -58,7 +80,11 @@ export async function startObservedGateway(
   const config = { ...system.config, ...overrides };
   const gateway = createGateway({
     config,
-    logger: createLogger({ level: config.LOG_LEVEL, service: 'observed-gateway' }),
+    logger: createLogger({
+      level: config.LOG_LEVEL,
+      service: 'observed-gateway',
+      destination: logDestination,
+    }),
     secrets: system.secrets,
     subgraphUrls,
   });
@@ -72,6 +98,14 @@ export async function startObservedGateway(
     hang(name, hang = true) {
       if (hang) hung.add(name);
       else hung.delete(name);
+    },
+    hold(name) {
+      const queue: (() => void)[] = [];
+      held.set(name, queue);
+      return () => {
+        if (held.get(name) === queue) held.delete(name);
+        for (const forward of queue.splice(0)) forward();
+      };
     },
     async stop() {
       await gateway.stop();

@@ -1,5 +1,7 @@
-import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { Request, RequestHandler, Response } from 'express';
+import type { GatewayContext } from '../auth/createGatewayContext.ts';
+import type { Answer, InflightRequests } from './joinInflightRequests.ts';
 
 /**
  * Apollo Server behind Express: what `@as-integrations/express5`'s `expressMiddleware` does,
@@ -10,14 +12,25 @@ import type { Request, RequestHandler, Response } from 'express';
  * answer. Here the bytes of a large body are kept for the few most recent bodies, so requests
  * that shared an execution (and so the very same response string, see createResultStringifier)
  * are encoded once; and no ETag is computed: GraphQL answers are POSTed and never revalidated.
+ *
+ * With `inflight`, a request identical to one being answered is sent that one's answer instead of
+ * running the pipeline again (joinInflightRequests.ts).
  */
-export function serveGraphQL<TContext extends BaseContext>(
-  server: ApolloServer<TContext>,
-  { context }: { context: (args: { req: Request; res: Response }) => Promise<TContext> },
+export function serveGraphQL(
+  server: ApolloServer<GatewayContext>,
+  {
+    context,
+    inflight,
+  }: {
+    context: (args: { req: Request; res: Response }) => Promise<GatewayContext>;
+    /** Identical queries in flight answered together (QUERY_INFLIGHT_DEDUPLICATION). */
+    inflight?: InflightRequests;
+  },
 ): RequestHandler {
   server.assertStarted('serveGraphQL()');
   const encode = createBodyEncoder();
-  return async (req, res) => {
+
+  async function execute(req: Request, contextValue: () => Promise<GatewayContext>): Promise<Answer> {
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
@@ -31,17 +44,38 @@ export function serveGraphQL<TContext extends BaseContext>(
         // Parsed (and size-limited) by createRequestLimits before this handler.
         body: req.body as unknown,
       },
-      context: () => context({ req, res }),
+      context: contextValue,
     });
-    for (const [key, value] of response.headers) res.setHeader(key, value);
-    res.statusCode = response.status ?? 200;
-    if (response.body.kind === 'complete') {
-      const bytes = encode(response.body.string);
-      res.setHeader('content-length', bytes.length);
-      res.end(bytes);
+    const answer = { status: response.status ?? 200, headers: [...response.headers] };
+    if (response.body.kind === 'complete') return { ...answer, body: encode(response.body.string) };
+    return { ...answer, body: undefined, chunks: response.body.asyncIterator };
+  }
+
+  return async (req, res) => {
+    const started = process.hrtime.bigint();
+    let answer: Answer;
+    if (!inflight) {
+      answer = await execute(req, () => context({ req, res }));
+    } else {
+      // Joining needs the viewer. A request whose credentials fail is answered by the pipeline,
+      // which reports that very rejection.
+      const contextValue = context({ req, res });
+      const viewed = await contextValue.then(
+        (value) => value,
+        () => undefined,
+      );
+      answer = viewed
+        ? await inflight.answer(req, viewed, started, (value) => execute(req, async () => value))
+        : await execute(req, () => contextValue);
+    }
+    for (const [key, value] of answer.headers) res.setHeader(key, value);
+    res.statusCode = answer.status;
+    if (answer.body) {
+      res.setHeader('content-length', answer.body.length);
+      res.end(answer.body);
       return;
     }
-    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    for await (const chunk of answer.chunks ?? []) res.write(chunk);
     res.end();
   };
 }

@@ -35,16 +35,29 @@ export function rateLimitsGuard({
   logger,
 }: RateLimits): OperationGuard<GatewayContext> {
   const take = createBucketTaker(buckets, logger);
+  const takeOperationToken = operationTokenTaker(take, operations);
   return async ({ contextValue, document, operation }) => {
     if (!operation) return;
     const ip = contextValue.clientIp;
-    await take(operationBucketKey(contextValue.viewer, ip), 1, operations, 'requests');
+    await takeOperationToken(contextValue);
     if (operation.operation !== OperationTypeNode.MUTATION) return;
     const attempts = rootFieldNames(document, operation).filter((name) => AUTH_FIELDS.has(name)).length;
     if (attempts > 0) {
       await take(`auth:ip:${ipBucketKey(ip)}`, attempts, auth, 'sign-in and sign-up attempts');
     }
   };
+}
+
+/**
+ * What every operation costs: one token from the caller's bucket (mutations that sign in cost more
+ * on top). Also taken for a query answered from an identical one in flight
+ * (execution/joinInflightRequests.ts), which never reaches the guard.
+ */
+export function operationTokenTaker(
+  take: ReturnType<typeof createBucketTaker>,
+  operations: BucketShape,
+): (context: Pick<GatewayContext, 'viewer' | 'clientIp'>) => Promise<void> {
+  return (context) => take(operationBucketKey(context.viewer, context.clientIp), 1, operations, 'requests');
 }
 
 /** The bucket every operation of a caller draws from: the signed-in user's, else the IP's (an IPv6 /64). */
