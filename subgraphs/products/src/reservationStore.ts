@@ -63,11 +63,8 @@ interface ReservationRow {
   created_at: Date;
   updated_at: Date;
 }
-interface LoadedRow extends ReservationRow {
-  /** Whether its deadline has passed, by the database's clock. */
-  due: boolean;
-  items: ReservationItemRecord[];
-}
+/** A reservation's row with its items, as JSON: how the one-statement operations answer. */
+type ReservationJson = ReservationRow & { items: ReservationItemRecord[] };
 interface LockedProductRow {
   id: string;
   sku: string;
@@ -81,24 +78,27 @@ const toRecord = (row: ReservationRow, items: ReservationItemRecord[]): Reservat
   orderId: row.order_id,
   status: row.status,
   reason: row.reason,
-  // Dates whether the row came as columns or as JSON (the items' json_agg beside them).
+  // Dates whether the row came as columns or as JSON.
   expiresAt: new Date(row.expires_at),
   createdAt: new Date(row.created_at),
   updatedAt: new Date(row.updated_at),
   items: [...items].sort((a, b) => a.productId.localeCompare(b.productId)),
 });
 
-/** The reservation, its items and whether it is due, in one statement (locked: FOR UPDATE). */
-async function load(tx: Queryable, where: 'id' | 'idempotency_key', value: string, lock: boolean) {
-  const [row] = await tx.query<LoadedRow>(
-    `SELECT r.*, r.expires_at <= now() AS due,
-       (SELECT COALESCE(json_agg(json_build_object(
-                 'productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents)), '[]')
-        FROM reservation_items i WHERE i.reservation_id = r.id) AS items
-     FROM reservations r WHERE r.${where} = $1${lock ? ' FOR UPDATE OF r' : ''}`,
-    [value],
+const fromJson = (row: ReservationJson) => toRecord(row, row.items);
+
+/** A reservation's items as a JSON array, for the statements that answer with them. */
+const ITEMS_OF = (reservation: string) => `(SELECT COALESCE(json_agg(json_build_object(
+     'productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents)), '[]')
+   FROM reservation_items i WHERE i.reservation_id = ${reservation}.id)`;
+
+/** The reservation under `key` with its items, in one statement. */
+async function loadByKey(db: Queryable, key: string): Promise<ReservationRecord | null> {
+  const [row] = await db.query<ReservationJson>(
+    `SELECT r.*, ${ITEMS_OF('r')} AS items FROM reservations r WHERE r.idempotency_key = $1`,
+    [key],
   );
-  return row ? { record: toRecord(row, row.items), due: row.due } : null;
+  return row ? fromJson(row) : null;
 }
 
 /**
@@ -113,36 +113,73 @@ async function lockProducts(tx: Queryable, productIds: string[]): Promise<Locked
   );
 }
 
+const EXPIRED_REASON = 'not committed before it expired';
+
 /**
- * Ends a HELD reservation (locked by the caller) as `status`: its units leave `reserved`, and
- * COMMITTED also takes them off the stock. The products are locked first (see lockProducts),
- * then one statement moves the units and sets the status. Returns the reservation as it now is.
+ * Ends a HELD reservation, in one statement: the reservation row is locked first, then its
+ * products in id order (as every path that changes products.reserved does, so two statements on
+ * the same products queue instead of deadlocking), then the units leave `reserved` (COMMITTED
+ * also takes them off the stock) and the status is set. `target` says what a HELD reservation
+ * becomes: COMMITTED (EXPIRED instead when its deadline has passed, by the database's clock) or
+ * RELEASED. Answers with the reservation as it was when locked and, when it was HELD, as it now
+ * is. A release by key that finds no reservation records a RELEASED marker under the key
+ * instead (see release), and answers with it as `after`.
  */
 async function settle(
-  tx: Queryable,
-  reservation: ReservationRecord,
-  status:
-    typeof ReservationStatus.COMMITTED | typeof ReservationStatus.RELEASED | typeof ReservationStatus.EXPIRED,
-  reason: string | null,
-): Promise<ReservationRecord> {
-  await lockProducts(
-    tx,
-    reservation.items.map((item) => item.productId),
-  );
-  const [row] = await tx.query<ReservationRow>(
-    `WITH moved AS (
+  db: Queryable,
+  ref: { id: string } | { idempotencyKey: string },
+  target: typeof ReservationStatus.COMMITTED | typeof ReservationStatus.RELEASED,
+): Promise<{ before: ReservationJson | null; after: ReservationJson | null }> {
+  const byKey = 'idempotencyKey' in ref;
+  // A release by key that finds nothing leaves a RELEASED marker under the key (see release).
+  const marker = byKey
+    ? `, marker AS (
+       INSERT INTO reservations (id, idempotency_key, order_id, status, reason, expires_at)
+       SELECT $4, $1, NULL, 'RELEASED', 'released before anything was reserved', now()
+       WHERE NOT EXISTS (SELECT 1 FROM target)
+       ON CONFLICT (idempotency_key) DO NOTHING
+       RETURNING *
+     )`
+    : '';
+  // MATERIALIZED: each locking CTE runs once and whole, and the writes read what it locked.
+  const [row] = await db.query<{ before: ReservationJson | null; after: ReservationJson | null }>(
+    `WITH target AS MATERIALIZED (
+       SELECT r.*, r.expires_at <= now() AS due FROM reservations r
+       WHERE r.${byKey ? 'idempotency_key' : 'id'} = $1 FOR UPDATE
+     ), next AS (
+       SELECT id, CASE WHEN $2::text = 'COMMITTED' AND due THEN 'EXPIRED' ELSE $2::text END AS status
+       FROM target WHERE status = 'HELD'
+     ), locked AS MATERIALIZED (
+       SELECT p.id FROM products p
+       WHERE p.id IN (SELECT i.product_id FROM next JOIN reservation_items i ON i.reservation_id = next.id)
+       ORDER BY p.id FOR UPDATE OF p
+     ), moved AS (
        UPDATE products p
        SET reserved = p.reserved - i.quantity,
-           stock = p.stock - CASE WHEN $2::text = 'COMMITTED' THEN i.quantity ELSE 0 END,
+           stock = p.stock - CASE WHEN next.status = 'COMMITTED' THEN i.quantity ELSE 0 END,
            updated_at = now()
-       FROM reservation_items i
-       WHERE i.reservation_id = $1 AND p.id = i.product_id
-     )
-     UPDATE reservations SET status = $2::text, reason = COALESCE($3, reason), updated_at = now()
-     WHERE id = $1 RETURNING *`,
-    [reservation.id, status, reason],
+       FROM next, locked, reservation_items i
+       WHERE i.reservation_id = next.id AND i.product_id = locked.id AND p.id = locked.id
+     ), settled AS (
+       UPDATE reservations r
+       SET status = next.status,
+           reason = CASE WHEN next.status = 'EXPIRED' THEN $3 ELSE r.reason END,
+           updated_at = now()
+       FROM next WHERE r.id = next.id
+       RETURNING r.*
+     )${marker}
+     SELECT (SELECT to_jsonb(t) || jsonb_build_object('items', ${ITEMS_OF('t')}) FROM target t) AS before,
+            ${
+              byKey
+                ? `COALESCE(
+              (SELECT to_jsonb(s) || jsonb_build_object('items', ${ITEMS_OF('s')}) FROM settled s),
+              (SELECT to_jsonb(m) || jsonb_build_object('items', '[]'::jsonb) FROM marker m)
+            )`
+                : `(SELECT to_jsonb(s) || jsonb_build_object('items', ${ITEMS_OF('s')}) FROM settled s)`
+            } AS after`,
+    byKey ? [ref.idempotencyKey, target, EXPIRED_REASON, randomUUID()] : [ref.id, target, EXPIRED_REASON],
   );
-  return toRecord(row!, reservation.items);
+  return { before: row?.before ?? null, after: row?.after ?? null };
 }
 
 const sameItems = (stored: ReservationItemRecord[], asked: ReserveRequest['items']) =>
@@ -154,11 +191,9 @@ const sameItems = (stored: ReservationItemRecord[], asked: ReserveRequest['items
         stored[i]?.productId === item.productId.toLowerCase() && stored[i]?.quantity === item.quantity,
     );
 
-const EXPIRED_REASON = 'not committed before it expired';
-
 /**
- * Stock reservations. Each operation is one SQL transaction, and products.reserved changes only
- * under row locks taken here, so `available` (stock - reserved) can never go below zero: the
+ * Stock reservations. Each operation is one SQL statement (the sweeper's a transaction), and
+ * products.reserved changes only under row locks taken here, so `available` (stock - reserved) can never go below zero: the
  * CHECK on products is the last line of defence, never the mechanism.
  */
 export function createReservationStore(db: Database) {
@@ -181,75 +216,76 @@ export function createReservationStore(db: Database) {
      * Holds the units of every item, or none of them: when any product is short the result is a
      * REJECTED reservation naming it (a business outcome, recorded for retries), not an error.
      */
-    reserve: (request: ReserveRequest): Promise<ReservationRecord> =>
-      db.transaction(async (tx) => {
-        const existing = await load(tx, 'idempotency_key', request.idempotencyKey, false);
-        if (existing) return replay(existing.record, request);
-
-        const unknown = request.items.find((item) => !isUuid(item.productId));
-        if (unknown) throw new UnknownProductError(unknown.productId);
-        const products = await lockProducts(
-          tx,
+    async reserve(request: ReserveRequest): Promise<ReservationRecord> {
+      if (request.items.some((item) => !isUuid(item.productId))) {
+        const existing = await loadByKey(db, request.idempotencyKey);
+        if (existing) return replay(existing, request);
+        throw new UnknownProductError(request.items.find((item) => !isUuid(item.productId))!.productId);
+      }
+      // One statement (issue #7): the stored answer under the key if there is one; else the
+      // products locked in id order (see lockProducts), each line checked against what is
+      // available, and the reservation (REJECTED naming the short products, or HELD) with its
+      // items at the locked prices and, when HELD, the units held. Nothing is written when a
+      // product is unknown. The unique key is the lock between two calls with the same key: the
+      // second waits for the first to commit, then inserts nothing and answers from the stored
+      // reservation (read again: this statement's snapshot is older than that commit).
+      const [row] = await db.query<{
+        existing: ReservationJson | null;
+        inserted: ReservationRow | null;
+        lines: ReservationItemRecord[] | null;
+        unknown: string | null;
+      }>(
+        `WITH existing AS MATERIALIZED (
+           SELECT r.*, ${ITEMS_OF('r')} AS items FROM reservations r WHERE r.idempotency_key = $2
+         ), asked AS MATERIALIZED (
+           SELECT * FROM unnest($5::uuid[], $6::int[]) WITH ORDINALITY AS a (product_id, quantity, ord)
+         ), locked AS MATERIALIZED (
+           SELECT p.id, p.sku, p.price_cents, p.stock - p.reserved AS available FROM products p
+           WHERE p.id = ANY($5::uuid[]) AND NOT EXISTS (SELECT 1 FROM existing)
+           ORDER BY p.id FOR UPDATE OF p
+         ), lines AS MATERIALIZED (
+           SELECT a.product_id, a.quantity, a.ord, l.sku, l.price_cents, l.available
+           FROM asked a JOIN locked l ON l.id = a.product_id
+         ), verdict AS (
+           SELECT count(*) = cardinality($5::uuid[]) AS complete,
+                  string_agg(format('%s (%s requested, %s available)', sku, quantity, available), ', ' ORDER BY ord)
+                    FILTER (WHERE available < quantity) AS short
+           FROM lines
+         ), reservation AS (
+           INSERT INTO reservations (id, idempotency_key, order_id, status, reason, expires_at)
+           SELECT $1, $2, $3, CASE WHEN short IS NULL THEN 'HELD' ELSE 'REJECTED' END,
+                  'insufficient stock: ' || short, now() + make_interval(secs => $4::double precision / 1000)
+           FROM verdict WHERE complete AND NOT EXISTS (SELECT 1 FROM existing)
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+         ), items AS (
+           INSERT INTO reservation_items (reservation_id, product_id, quantity, unit_price_cents)
+           SELECT reservation.id, lines.product_id, lines.quantity, lines.price_cents FROM reservation, lines
+         ), held AS (
+           UPDATE products p SET reserved = p.reserved + lines.quantity, updated_at = now()
+           FROM reservation, lines
+           WHERE reservation.status = 'HELD' AND p.id = lines.product_id
+         )
+         SELECT (SELECT to_jsonb(e) FROM existing e) AS existing,
+                (SELECT to_jsonb(r) FROM reservation r) AS inserted,
+                (SELECT json_agg(json_build_object(
+                   'productId', product_id, 'quantity', quantity, 'unitPriceCents', price_cents)) FROM lines) AS lines,
+                (SELECT min(a.ord) FROM asked a WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = a.product_id))
+                  AS unknown`,
+        [
+          randomUUID(),
+          request.idempotencyKey,
+          request.orderId,
+          request.ttlMs,
           request.items.map((item) => item.productId),
-        );
-        const byId = new Map(products.map((p) => [p.id, p]));
-        const lines = request.items.map((item) => {
-          const product = byId.get(item.productId.toLowerCase());
-          if (!product) throw new UnknownProductError(item.productId);
-          return { ...item, productId: product.id, product };
-        });
-        const short = lines.filter((line) => line.product.available < line.quantity);
-        const status = short.length ? ReservationStatus.REJECTED : ReservationStatus.HELD;
-        const reason = short.length
-          ? `insufficient stock: ${short
-              .map((l) => `${l.product.sku} (${l.quantity} requested, ${l.product.available} available)`)
-              .join(', ')}`
-          : null;
-
-        // The unique key is the lock between two calls with the same key: the second waits for
-        // the first to commit, then inserts nothing and answers from the stored reservation.
-        // One statement: the reservation, its items at the locked products' prices, and (HELD)
-        // the units held; the items and the hold only if the reservation row went in.
-        const id = randomUUID();
-        const [inserted] = await tx.query<ReservationRow>(
-          `WITH reservation AS (
-             INSERT INTO reservations (id, idempotency_key, order_id, status, reason, expires_at)
-             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6::double precision / 1000))
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
-           ), items AS (
-             INSERT INTO reservation_items (reservation_id, product_id, quantity, unit_price_cents)
-             SELECT reservation.id, i.product_id, i.quantity, i.unit_price_cents
-             FROM reservation, unnest($7::uuid[], $8::int[], $9::int[]) AS i (product_id, quantity, unit_price_cents)
-           ), held AS (
-             UPDATE products p SET reserved = p.reserved + i.quantity, updated_at = now()
-             FROM reservation, unnest($7::uuid[], $8::int[]) AS i (product_id, quantity)
-             WHERE reservation.status = 'HELD' AND p.id = i.product_id
-           )
-           SELECT * FROM reservation`,
-          [
-            id,
-            request.idempotencyKey,
-            request.orderId,
-            status,
-            reason,
-            request.ttlMs,
-            lines.map((l) => l.productId),
-            lines.map((l) => l.quantity),
-            lines.map((l) => l.product.price_cents),
-          ],
-        );
-        if (!inserted) {
-          return replay((await load(tx, 'idempotency_key', request.idempotencyKey, false))!.record, request);
-        }
-        return toRecord(
-          inserted,
-          lines.map((l) => ({
-            productId: l.productId,
-            quantity: l.quantity,
-            unitPriceCents: l.product.price_cents,
-          })),
-        );
-      }),
+          request.items.map((item) => item.quantity),
+        ],
+      );
+      if (row!.existing) return replay(fromJson(row!.existing), request);
+      if (row!.inserted) return toRecord(row!.inserted, row!.lines ?? []);
+      if (row!.unknown !== null)
+        throw new UnknownProductError(request.items[Number(row!.unknown) - 1]!.productId);
+      return replay((await loadByKey(db, request.idempotencyKey))!, request);
+    },
 
     /**
      * Gives a HELD reservation's units back. Idempotent: a RELEASED, EXPIRED or REJECTED one is
@@ -257,61 +293,36 @@ export function createReservationStore(db: Database) {
      * key, so a reserve still in flight with that key (a saga compensating after a timeout)
      * can never hold stock afterwards.
      */
-    release: (ref: { id: string } | { idempotencyKey: string }): Promise<ReservationRecord> =>
-      db.transaction(async (tx) => {
-        const findLocked = async () => {
-          const found =
-            'id' in ref
-              ? isUuid(ref.id)
-                ? await load(tx, 'id', ref.id, true)
-                : null
-              : await load(tx, 'idempotency_key', ref.idempotencyKey, true);
-          return found?.record ?? null;
-        };
-        let reservation = await findLocked();
-        if (!reservation && 'idempotencyKey' in ref) {
-          await tx.query(
-            `INSERT INTO reservations (id, idempotency_key, order_id, status, reason, expires_at)
-             VALUES ($1, $2, NULL, 'RELEASED', 'released before anything was reserved', now())
-             ON CONFLICT (idempotency_key) DO NOTHING`,
-            [randomUUID(), ref.idempotencyKey],
-          );
-          reservation = await findLocked();
-        }
-        if (!reservation) throw new UnknownReservationError('id' in ref ? ref.id : ref.idempotencyKey);
-        if (reservation.status === ReservationStatus.COMMITTED)
-          throw new ReservationNotHeldError(reservation);
-        if (reservation.status !== ReservationStatus.HELD) return reservation;
-        return settle(tx, reservation, ReservationStatus.RELEASED, null);
-      }),
+    async release(ref: { id: string } | { idempotencyKey: string }): Promise<ReservationRecord> {
+      if ('id' in ref && !isUuid(ref.id)) throw new UnknownReservationError(ref.id);
+      let settled = await settle(db, ref, ReservationStatus.RELEASED);
+      // Neither found nor marked: the marker met a reserve with the key that committed after this
+      // statement began (its snapshot cannot see it). Again, and it is found.
+      if (!settled.before && !settled.after && 'idempotencyKey' in ref) {
+        settled = await settle(db, ref, ReservationStatus.RELEASED);
+      }
+      const { before, after } = settled;
+      if (before?.status === ReservationStatus.COMMITTED) throw new ReservationNotHeldError(fromJson(before));
+      const reservation = after ?? before;
+      if (!reservation) throw new UnknownReservationError('id' in ref ? ref.id : ref.idempotencyKey);
+      return fromJson(reservation);
+    },
 
     /**
      * Turns a HELD reservation into a sale: the units leave the stock. Idempotent for COMMITTED.
      * A reservation past its deadline is expired here rather than committed, even if the sweeper
      * has not reached it yet: its units may already be promised to nobody else, but the rule
-     * must not depend on the sweeper's timing.
+     * must not depend on the sweeper's timing. The expiry is kept (it is written by the same
+     * statement that then reports the reservation not HELD).
      */
     async commit(id: string): Promise<ReservationRecord> {
-      const outcome = await db.transaction(async (tx) => {
-        const loaded = isUuid(id) ? await load(tx, 'id', id, true) : null;
-        if (!loaded) throw new UnknownReservationError(id);
-        const reservation = loaded.record;
-        if (reservation.status === ReservationStatus.COMMITTED) return { ok: true, reservation };
-        if (reservation.status !== ReservationStatus.HELD) return { ok: false, reservation };
-        const next = loaded.due ? ReservationStatus.EXPIRED : ReservationStatus.COMMITTED;
-        return {
-          ok: next === ReservationStatus.COMMITTED,
-          reservation: await settle(
-            tx,
-            reservation,
-            next,
-            next === ReservationStatus.EXPIRED ? EXPIRED_REASON : null,
-          ),
-        };
-      });
-      // Thrown after the transaction, so an expiry decided here is kept.
-      if (!outcome.ok) throw new ReservationNotHeldError(outcome.reservation);
-      return outcome.reservation;
+      if (!isUuid(id)) throw new UnknownReservationError(id);
+      const { before, after } = await settle(db, { id }, ReservationStatus.COMMITTED);
+      if (!before) throw new UnknownReservationError(id);
+      if (before.status === ReservationStatus.COMMITTED) return fromJson(before);
+      const reservation = fromJson(after ?? before);
+      if (reservation.status !== ReservationStatus.COMMITTED) throw new ReservationNotHeldError(reservation);
+      return reservation;
     },
 
     /**
