@@ -357,3 +357,46 @@ describe('voiding a charge by its key (the saga compensating a charge it never h
     expect((await processing.chargePayment(request)).status).toBe('CAPTURED');
   });
 });
+
+describe('storing a charge outcome', () => {
+  const outcome = (idempotencyKey: string, orderId: string, status: 'CAPTURED' | 'FAILED') => ({
+    idempotencyKey,
+    orderId,
+    userId: randomUUID(),
+    amountCents: 900,
+    status,
+    attempts: 1,
+    refundedCents: 0,
+  });
+
+  it('two calls storing outcomes under one key at once keep the first, both answer with it', async () => {
+    const key = `charge-${randomUUID()}`;
+    const orderId = randomUUID();
+    expect(await store.claimCharge({ idempotencyKey: key, orderId, fingerprint: 'f', leaseMs: 1 })).toEqual({
+      kind: 'owned',
+    });
+    const [a, b] = await Promise.all([
+      store.completeCharge(outcome(key, orderId, 'CAPTURED')),
+      store.completeCharge(outcome(key, orderId, 'FAILED')),
+    ]);
+    expect(b.payment).toEqual(a.payment);
+    expect([a.voided, b.voided]).toEqual([false, false]);
+    expect(await store.claimCharge({ idempotencyKey: key, orderId, fingerprint: 'f', leaseMs: 1 })).toEqual({
+      kind: 'done',
+      payment: a.payment,
+    });
+  });
+
+  it('an outcome stored after its key was voided says so, and a void after it finds the outcome', async () => {
+    const key = `charge-${randomUUID()}`;
+    const orderId = randomUUID();
+    await store.claimCharge({ idempotencyKey: key, orderId, fingerprint: 'f', leaseMs: 60_000 });
+    expect(await store.voidCharge({ idempotencyKey: key, orderId })).toEqual({ kind: 'running' });
+    const stored = await store.completeCharge(outcome(key, orderId, 'CAPTURED'));
+    expect(stored).toMatchObject({ voided: true, payment: { status: 'CAPTURED', orderId } });
+    expect(await store.voidCharge({ idempotencyKey: key, orderId })).toEqual({
+      kind: 'done',
+      payment: stored.payment,
+    });
+  });
+});

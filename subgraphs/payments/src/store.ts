@@ -78,26 +78,27 @@ export type VoidClaim =
   | { kind: 'voided' }
   | { kind: 'conflict'; message: string };
 
-async function insertPayment(db: Queryable, input: NewPayment): Promise<PaymentRow | undefined> {
-  const [row] = await db.query<PaymentRow>(
-    `INSERT INTO payments (id, order_id, user_id, amount_cents, status, attempts, refunded_cents,
+const INSERT_PAYMENT = `INSERT INTO payments (id, order_id, user_id, amount_cents, status, attempts, refunded_cents,
                            idempotency_key, reason, provider_charge_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (idempotency_key) DO NOTHING
-     RETURNING *`,
-    [
-      input.id ?? randomUUID(),
-      input.orderId,
-      input.userId,
-      input.amountCents,
-      input.status,
-      input.attempts,
-      input.refundedCents,
-      input.idempotencyKey ?? null,
-      input.reason ?? null,
-      input.providerChargeId ?? null,
-    ],
-  );
+     RETURNING *`;
+
+const insertPaymentParams = (input: NewPayment) => [
+  input.id ?? randomUUID(),
+  input.orderId,
+  input.userId,
+  input.amountCents,
+  input.status,
+  input.attempts,
+  input.refundedCents,
+  input.idempotencyKey ?? null,
+  input.reason ?? null,
+  input.providerChargeId ?? null,
+];
+
+async function insertPayment(db: Queryable, input: NewPayment): Promise<PaymentRow | undefined> {
+  const [row] = await db.query<PaymentRow>(INSERT_PAYMENT, insertPaymentParams(input));
   return row;
 }
 
@@ -136,25 +137,27 @@ export function createPaymentStore(db: Database) {
      * (the unique key makes it wait for the first insert) and is told to wait; once the lease has
      * run out (its owner died mid-charge) the next call takes the key over.
      */
-    claimCharge(request: {
+    async claimCharge(request: {
       idempotencyKey: string;
       orderId: string;
       fingerprint: string;
       leaseMs: number;
     }): Promise<ChargeClaim> {
       const { idempotencyKey, orderId, fingerprint, leaseMs } = request;
+      // A new key, the common case, is owned by this one statement, without a transaction
+      // (issue #7). When the key exists it changes nothing, and the transaction below reads the
+      // key in a statement of its own, as it did after this insert when both were one transaction.
+      const inserted = await db.query(
+        `INSERT INTO charge_requests (idempotency_key, order_id, fingerprint, claimed_until)
+         SELECT $1, $2, $3, now() + $4::integer * interval '1 millisecond'
+         -- A payment recorded without a request (demo data) also means the order is charged.
+         WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND idempotency_key IS DISTINCT FROM $1)
+         ON CONFLICT DO NOTHING
+         RETURNING idempotency_key`,
+        [idempotencyKey, orderId, fingerprint, leaseMs],
+      );
+      if (inserted.length > 0) return { kind: 'owned' };
       return db.transaction(async (tx): Promise<ChargeClaim> => {
-        const inserted = await tx.query(
-          `INSERT INTO charge_requests (idempotency_key, order_id, fingerprint, claimed_until)
-           SELECT $1, $2, $3, now() + $4::integer * interval '1 millisecond'
-           -- A payment recorded without a request (demo data) also means the order is charged.
-           WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND idempotency_key IS DISTINCT FROM $1)
-           ON CONFLICT DO NOTHING
-           RETURNING idempotency_key`,
-          [idempotencyKey, orderId, fingerprint, leaseMs],
-        );
-        if (inserted.length > 0) return { kind: 'owned' };
-
         const [existing] = await tx.query<{
           order_id: string;
           fingerprint: string | null;
@@ -207,9 +210,28 @@ export function createPaymentStore(db: Database) {
      * already stored one, that stored payment wins: both saw the provider's answer to one key.
      * `voided` says the key was voided meanwhile: a capture must then be refunded at once.
      */
-    completeCharge(
+    async completeCharge(
       payment: NewPayment & { idempotencyKey: string },
     ): Promise<{ payment: PaymentRecord; voided: boolean }> {
+      // One statement (issue #7): the outcome (or the one stored first under the key) and its
+      // request closed, atomically as the transaction below. The request's row lock orders this
+      // against voidCharge: a void either sees the outcome or is seen here.
+      const [stored] = await db.query<PaymentRow & { voided: boolean }>(
+        `WITH inserted AS (${INSERT_PAYMENT}), stored AS (
+           SELECT * FROM inserted
+           UNION ALL
+           SELECT * FROM payments WHERE idempotency_key = $8 AND NOT EXISTS (SELECT 1 FROM inserted)
+         ), request AS (
+           UPDATE charge_requests SET payment_id = stored.id, claimed_until = NULL
+           FROM stored WHERE charge_requests.idempotency_key = $8
+           RETURNING voided_at IS NOT NULL AS voided
+         )
+         SELECT stored.*, COALESCE((SELECT voided FROM request), false) AS voided FROM stored`,
+        insertPaymentParams(payment),
+      );
+      if (stored) return { payment: toRecord(stored), voided: stored.voided };
+      // Nothing: another call stored its outcome under the key after this statement's snapshot
+      // was taken (the insert waited for it). Its outcome wins, read in statements of their own.
       return db.transaction(async (tx) => {
         const row =
           (await insertPayment(tx, payment)) ??
