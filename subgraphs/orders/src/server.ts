@@ -152,6 +152,7 @@ export function createOrdersService(
     onStop: async () => {
       // The runner first: its last transitions go to the outbox, which the relay then publishes.
       await runner.stop();
+      await Promise.all(Object.values(clients).map((client) => client.close()));
       await relay.stop();
       await statusFeed.stop();
     },
