@@ -172,8 +172,12 @@ describe('Subscription.orderStatusChanged', () => {
     const alicesOrder = await placeOrder(alice.token, 'tok_visa');
     const bobsOrder = await placeOrder(bob.token, 'tok_visa');
     await eventually(
-      async () => [statusesOf(admins, alicesOrder).length, statusesOf(bobs, bobsOrder).length],
-      ([a, b]) => a === 2 && b === 2,
+      async () => [
+        statusesOf(admins, alicesOrder).length,
+        statusesOf(admins, bobsOrder).length,
+        statusesOf(bobs, bobsOrder).length,
+      ],
+      (counts) => counts.every((count) => count === 2),
     );
     bobs.unsubscribe();
     admins.unsubscribe();
