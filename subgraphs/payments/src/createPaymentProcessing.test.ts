@@ -124,6 +124,38 @@ describe('charging with the test tokens of API.md', () => {
   });
 });
 
+describe('many charges at once', () => {
+  it('raise no listener-leak warning (each provider call has a signal of its own)', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const provider: PaymentProvider = {
+        async charge({ idempotencyKey }) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return { outcome: 'captured', chargeId: `ch_${idempotencyKey}` };
+        },
+        refund: () => Promise.reject(new Error('not used')),
+      };
+      const processing = createPaymentProcessing({
+        store,
+        provider,
+        logger: createLogger({ level: 'silent', service: 'test' }),
+        timing: FAST_TIMING,
+      });
+      const payments = await Promise.all(
+        Array.from({ length: 30 }, () => processing.chargePayment(chargeRequest(TestToken.VISA))),
+      );
+      for (const payment of payments) expect(payment.status).toBe('CAPTURED');
+      // Node emits process warnings on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('charges are idempotent by key', () => {
   it('the same key and parameters return the stored payment without calling the provider again', async () => {
     const { provider, processing } = setUp();

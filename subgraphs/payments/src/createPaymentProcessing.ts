@@ -92,6 +92,13 @@ export function createPaymentProcessing({
     }),
     timeout(timing.replyTimeoutMs, TimeoutStrategy.Aggressive),
   );
+  /**
+   * Runs `call` through the policy with a signal of its own. Without one, cockatiel hands every
+   * execution the same never-aborted signal, and each concurrent timeout adds its listener to it:
+   * past ten charges at once Node warned of a listener leak (they are removed as calls end).
+   */
+  const callWithPolicy = <T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> =>
+    providerCall.execute(({ signal }) => call(signal), new AbortController().signal);
   const leaseMs =
     MAX_CHARGE_ATTEMPTS * timing.replyTimeoutMs +
     (MAX_CHARGE_ATTEMPTS - 1) * timing.maxBackoffMs +
@@ -103,7 +110,7 @@ export function createPaymentProcessing({
   async function callProvider(request: ChargeRequest): Promise<Attempted> {
     let attempts = 0;
     try {
-      const outcome = await providerCall.execute(({ signal }) => {
+      const outcome = await callWithPolicy((signal) => {
         attempts += 1;
         return provider.charge({
           idempotencyKey: providerChargeKey(request.idempotencyKey),
@@ -143,7 +150,7 @@ export function createPaymentProcessing({
     const chargeId = payment.providerChargeId;
     if (chargeId) {
       try {
-        await providerCall.execute(({ signal }) =>
+        await callWithPolicy((signal) =>
           provider.refund({
             idempotencyKey: providerRefundKey(payment.id),
             chargeId,
