@@ -94,7 +94,7 @@ export function joinInflightRequests({
   logger,
   takeOperationToken,
 }: InflightRequestsDeps): InflightRequests {
-  /** `operationName \n text` of single operations seen resolving to a query. */
+  /** Texts (with their operation name: see textKey) seen resolving to a query operation. */
   const knownQueries = new LRUCache<string, true>({
     max: 1_000,
     maxSize: 4 * 1024 * 1024,
