@@ -55,6 +55,14 @@ export function errorCodeOf(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * The codes a response's errors carry, one per error, as metrics and logs count them: an error
+ * without one is an INTERNAL_SERVER_ERROR.
+ */
+export function errorCodesOf(errors: readonly unknown[] | undefined): string[] {
+  return (errors ?? []).map((error) => errorCodeOf(error) ?? ErrorCode.INTERNAL_SERVER_ERROR);
+}
+
 /** True for errors this codebase raised on purpose (safe to show to clients as they are). */
 export function isExpectedError(error: unknown): boolean {
   const code = errorCodeOf(error);

@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { RequestHandler } from 'express';
-import { errorCodeOf } from '../errors.ts';
+import { errorCodesOf } from '../errors.ts';
 import {
   collectDefaultMetrics,
   Counter,
@@ -135,7 +135,7 @@ export function createRequestMetricsPlugin(metrics: Metrics): ApolloServerPlugin
             operationName,
             type: operation?.operation ?? 'unknown',
             durationSeconds: Number(process.hrtime.bigint() - started) / 1e9,
-            errorCodes: (errors ?? []).map((error) => errorCodeOf(error) ?? 'INTERNAL_SERVER_ERROR'),
+            errorCodes: errorCodesOf(errors),
           });
         },
       };

@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { errorCodeOf } from '../errors.ts';
+import { errorCodesOf } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 /** What one GraphQL operation's log line says. */
@@ -25,7 +25,7 @@ export function createRequestLogPlugin(logger: Logger, level: 'info' | 'debug'):
             operationName: operationName ?? null,
             type: operation?.operation ?? null,
             durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-            errorCodes: (errors ?? []).map((e) => errorCodeOf(e) ?? 'INTERNAL_SERVER_ERROR'),
+            errorCodes: errorCodesOf(errors),
           });
         },
       };

@@ -3,7 +3,7 @@ import { trace } from '@opentelemetry/api';
 import { GraphQLError, OperationTypeNode } from 'graphql';
 import type { Request } from 'express';
 import { LRUCache } from 'lru-cache';
-import { errorCodeOf } from '../../../lib/errors.ts';
+import { errorCodesOf } from '../../../lib/errors.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import { recordGraphQLRequest, type Metrics } from '../../../lib/observability/createMetrics.ts';
 import { countSpanErrors, nameOperationSpan } from '../../../lib/observability/createOperationSpanPlugin.ts';
@@ -122,7 +122,7 @@ export function joinInflightRequests({
           if (!slot || operation?.operation !== OperationTypeNode.QUERY) return;
           slot.outcome = {
             operationName: operationName ?? null,
-            errorCodes: (errors ?? []).map((e) => errorCodeOf(e) ?? 'INTERNAL_SERVER_ERROR'),
+            errorCodes: errorCodesOf(errors),
           };
         },
       };
