@@ -2,7 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { trace } from '@opentelemetry/api';
 import { GraphQLError, OperationTypeNode } from 'graphql';
 import type { Request } from 'express';
-import { LRUCache } from 'lru-cache';
+import { createTextCache } from '../../../lib/graphql/createTextCache.ts';
 import { errorCodesOf } from '../../../lib/errors.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import { recordGraphQLRequest, type Metrics } from '../../../lib/observability/createMetrics.ts';
@@ -95,11 +95,7 @@ export function joinInflightRequests({
   takeOperationToken,
 }: InflightRequestsDeps): InflightRequests {
   /** Texts (with their operation name: see textKey) seen resolving to a query operation. */
-  const knownQueries = new LRUCache<string, true>({
-    max: 1_000,
-    maxSize: 4 * 1024 * 1024,
-    sizeCalculation: (_value, key) => key.length || 1,
-  });
+  const knownQueries = createTextCache<true>();
   const leaders = new Map<string, Promise<{ answer: Answer; outcome: Outcome } | undefined>>();
   const joined = metrics.counter({
     name: 'gateway_deduplicated_queries_total',

@@ -2,7 +2,7 @@ import { ApolloServerErrorCode } from '@apollo/server/errors';
 import { context } from '@opentelemetry/api';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { Lexer, Source, TokenKind } from 'graphql';
-import { LRUCache } from 'lru-cache';
+import { createTextCache } from '../../../lib/graphql/createTextCache.ts';
 import { ErrorCode } from '../../../lib/errors.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import { recordGraphQLRequest, type Metrics } from '../../../lib/observability/createMetrics.ts';
@@ -83,11 +83,7 @@ export function createRequestLimits(
   // Clients send the same few operation texts over and over; lexing each one again per request
   // was ~1 % of the gateway's CPU in the federation benchmark's profile. Only texts within the
   // limit are remembered (a refused one is not worth the space), bounded by their total length.
-  const withinTokenLimit = new LRUCache<string, true>({
-    max: 1_000,
-    maxSize: 4 * 1024 * 1024,
-    sizeCalculation: (_value, query) => query.length || 1,
-  });
+  const withinTokenLimit = createTextCache<true>();
   const tooManyTokens = (query: string): boolean => {
     if (withinTokenLimit.has(query)) return false;
     if (countTokens(query, limits.maxTokens) > limits.maxTokens) return true;

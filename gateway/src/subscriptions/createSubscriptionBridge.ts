@@ -9,7 +9,7 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
-import { LRUCache } from 'lru-cache';
+import { createTextCache } from '../../../lib/graphql/createTextCache.ts';
 import type { Viewer } from '../../../lib/auth/tokens.ts';
 import { ApolloServerErrorCode } from '@apollo/server/errors';
 import { appError, ErrorCode, unauthenticated } from '../../../lib/errors.ts';
@@ -44,10 +44,6 @@ export interface SubscribeOptions {
    */
   send?: (event: SharedResult) => void;
 }
-
-/** Distinct subscription texts kept parsed, and how much text they may add up to. */
-const DOCUMENT_CACHE_ENTRIES = 1_000;
-const DOCUMENT_CACHE_CHARS = 4 * 1024 * 1024;
 
 // setTimeout fires at once beyond this (about 24.8 days).
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -96,11 +92,7 @@ export function createSubscriptionBridge({
   // Apollo Server keeps them for HTTP: thousands of clients subscribe with the same text, and
   // parsing and validating each one was 42 % of the CPU of connecting them (issue #7); they also
   // share one AST instead of each keeping its own with its tokens. Only valid documents are kept.
-  const documents = new LRUCache<string, { document: DocumentNode; validFor: GraphQLSchema }>({
-    max: DOCUMENT_CACHE_ENTRIES,
-    maxSize: DOCUMENT_CACHE_CHARS,
-    sizeCalculation: (_entry, query) => Math.max(1, query.length),
-  });
+  const documents = createTextCache<{ document: DocumentNode; validFor: GraphQLSchema }>();
 
   /** Parses and validates a text against `schema`; keeps it when valid. */
   function parseAndValidate(schema: GraphQLSchema, query: string): DocumentNode | GraphQLError[] {
