@@ -131,9 +131,11 @@ export function joinInflightRequests({
     started: bigint,
     execute: (context: GatewayContext) => Promise<Answer>,
   ): Promise<Answer> {
+    // Only a text known to be a query can have a leader: anything else (mutations first) goes
+    // its way without the key being built.
     const request = joinable(req);
-    if (!request) return execute(context);
-    const key = `${request.key}\n${context.viewer ? `${context.viewer.role}:${context.viewer.id}` : 'anonymous'}`;
+    if (!request || !knownQueries.has(request.textKey)) return execute(context);
+    const key = joinKey(req, request, context);
     const leader = leaders.get(key);
     if (leader) {
       waiting.inc();
@@ -144,7 +146,6 @@ export function joinInflightRequests({
       }
       return execute(context);
     }
-    if (!knownQueries.has(request.textKey)) return execute(context);
 
     const slot: OutcomeSlot = {};
     const answered = execute({ ...context, [OUTCOME_SLOT]: slot } as GatewayContext);
@@ -196,12 +197,17 @@ function textKey(operationName: string | null, query: string): string {
   return `${JSON.stringify(operationName)}\n${query}`;
 }
 
+interface JoinableRequest {
+  textKey: string;
+  variables: Record<string, unknown> | null;
+  extensions: Record<string, unknown> | null;
+}
+
 /**
- * The join key of a request shaped to join (without the viewer), or undefined: a POSTed JSON
- * object with a `query` string and nothing but the optional `operationName`, `variables` and
- * `extensions` (no persisted query).
+ * A request shaped to join, or undefined: a POSTed JSON object with a `query` string and
+ * nothing but the optional `operationName`, `variables` and `extensions` (no persisted query).
  */
-function joinable(req: Request): { key: string; textKey: string } | undefined {
+function joinable(req: Request): JoinableRequest | undefined {
   if (req.method !== 'POST') return undefined;
   const body: unknown = req.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
@@ -216,17 +222,21 @@ function joinable(req: Request): { key: string; textKey: string } | undefined {
   if (operationName !== null && typeof operationName !== 'string') return undefined;
   if (!isRecordOrNull(variables) || !isRecordOrNull(extensions)) return undefined;
   if (extensions && 'persistedQuery' in extensions) return undefined;
-  const text = textKey(operationName, query);
+  return { textKey: textKey(operationName, query), variables, extensions };
+}
+
+/** What two requests must share to share an answer (see joinInflightRequests). */
+function joinKey(req: Request, request: JoinableRequest, { viewer }: GatewayContext): string {
   // JSON.stringify keeps the client's key order: two orders of the same variables simply do not
-  // join, which is never wrong.
-  const key = [
+  // join, which is never wrong. Only the text may hold a line break, and it comes last but one.
+  return [
     req.headers.accept ?? '',
     req.headers['content-type'] ?? '',
-    variables ? JSON.stringify(variables) : '',
-    extensions ? JSON.stringify(extensions) : '',
-    text,
+    request.variables ? JSON.stringify(request.variables) : '',
+    request.extensions ? JSON.stringify(request.extensions) : '',
+    request.textKey,
+    viewer ? `${viewer.role}:${viewer.id}` : 'anonymous',
   ].join('\n');
-  return { key, textKey: text };
 }
 
 function isRecordOrNull(value: unknown): value is Record<string, unknown> | null {
