@@ -117,6 +117,29 @@ describe('subscriptions through the gateway over graphql-ws', () => {
     await upstreamReady('shared', 0);
   });
 
+  it('a burst of events reaches every subscriber whole, once each and in order', async () => {
+    // Events published back to back reach the gateway while earlier ones are still held for
+    // their sockets (createWriteCoalescer.ts): several frames of one client go out in one write.
+    const token = await bed.token(ALICE);
+    const query = 'subscription { ticks(channel: "burst") { n } }';
+    const subscribers = Array.from({ length: 50 }, () =>
+      collect<{ ticks: { n: number } }>(bed.client(token), query),
+    );
+    await upstreamReady('burst');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // every client's subscribe message in
+    const sent = Array.from({ length: 40 }, (_, i) => i + 1);
+    for (const n of sent) bed.channel('burst').publish({ n, channel: 'burst', widgetId: 'w' });
+    await eventually(
+      async () => subscribers.filter((s) => s.events.length === sent.length).length,
+      (count) => count === subscribers.length,
+    );
+    for (const subscriber of subscribers) {
+      expect(subscriber.events.map((e) => e.data?.ticks.n)).toEqual(sent);
+      expect(subscriber.errors).toEqual([]);
+      subscriber.dispose();
+    }
+  });
+
   it('different viewers get separate upstream subscriptions, each in its own name', async () => {
     const before = bed.ticker.subscribeCount;
     const alice = collect<Tick>(bed.client(await bed.token(ALICE)), TICKS, { channel: 'split' });
@@ -724,14 +747,43 @@ describe('supergraph hot reload', () => {
     expect(after!.events[0]).toEqual({ data: { ticks: { n: 1, widget: { color: 'teal' } } } });
   });
 
-  it('stopping the gateway closes its WebSockets with 1001 (going away)', async () => {
+  it('stopping the gateway closes its WebSockets with 1001 (going away), after the events already sent', async () => {
+    const token = await own.token(ALICE);
     const socket = new WebSocket(own.wsUrl, 'graphql-transport-ws');
     const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    const received: number[] = [];
+    let afterClose = 0;
+    socket.on('message', (data: Buffer) => {
+      const message = JSON.parse(data.toString()) as { type: string; payload?: { data?: Tick } };
+      if (message.type === 'next') received.push(message.payload!.data!.ticks.n);
+    });
+    socket.once('close', () => socket.on('message', () => (afterClose += 1)));
     await new Promise((resolve) => socket.once('open', resolve));
-    socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
     await new Promise((resolve) => socket.once('message', resolve));
+    socket.send(
+      JSON.stringify({
+        id: '1',
+        type: 'subscribe',
+        payload: { query: TICKS, variables: { channel: 'stop' } },
+      }),
+    );
+    await eventually(
+      async () => own.channel('stop').listeners,
+      (n) => n === 1,
+    );
+    own.channel('stop').publish({ n: 1, channel: 'stop', widgetId: 'w' });
+    await eventually(
+      async () => received.length,
+      (n) => n === 1,
+    );
+    // A burst still on its way when the gateway stops: what went out is whole and in order, and
+    // the close frame comes after it.
+    for (let n = 2; n <= 20; n++) own.channel('stop').publish({ n, channel: 'stop', widgetId: 'w' });
     await own.gateway.stop();
     expect(await closed).toBe(1001);
+    expect(received).toEqual(Array.from({ length: received.length }, (_, i) => i + 1));
+    expect(afterClose).toBe(0);
   });
 });
 

@@ -29,6 +29,7 @@ import { createSharedSubscriptions } from './createSharedSubscriptions.ts';
 import { createSubgraphSockets } from './createSubgraphSockets.ts';
 import { createSubscriptionBridge } from './createSubscriptionBridge.ts';
 import { createSubscriptionPlanner } from './createSubscriptionPlanner.ts';
+import { createWriteCoalescer } from './createWriteCoalescer.ts';
 import { observeSubscriptions, type ObservedSubscription } from './observeSubscriptions.ts';
 
 const PATHS = new Set(['/', '/graphql']);
@@ -161,8 +162,17 @@ export function attachSubscriptions({
   }
 
   // --- GraphQL over WebSocket ---------------------------------------------------------------
-  const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  // No permessage-deflate (ws's default, stated because `send` below relies on it): at thousands
+  // of clients, compressing each event per client would cost more than the bytes it saves.
+  const wsServer = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_MESSAGE_BYTES,
+    perMessageDeflate: false,
+  });
   const nextMessages = createNextMessages();
+  const coalescer = createWriteCoalescer();
+  /** Each client's TCP socket, beneath `ws`: what the coalescer holds. */
+  const tcpSockets = new WeakMap<WebSocket, Duplex>();
   const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();
   /** Each connection's subscriptions being observed, by operation id, until they end. */
   const observations = new WeakMap<object, Map<string, ObservedSubscription>>();
@@ -260,13 +270,16 @@ export function attachSubscriptions({
       subscribe: (args) => {
         const { identity, socket, observed, id, connection } = args.contextValue as SubscriptionContext;
         const nextMessage = nextMessages(id);
+        const tcp = tcpSockets.get(socket);
         return observed.run(() => {
           const result = bridge.subscribe({
             document: args.document,
             operationName: args.operationName ?? undefined,
             variables: args.variableValues ?? {},
             viewer: identity.viewer,
-            transportBytes: () => socket.bufferedAmount,
+            // Bytes the coalescer holds are on their way, in order, not a backlog: a client
+            // with only those is still written at once, so its next events join the same write.
+            transportBytes: () => (tcp && coalescer.holds(tcp) ? 0 : socket.bufferedAmount),
             onOverflow: () => {
               logger.warn({ viewer: identity.viewer?.id }, 'subscriber too slow: disconnecting');
               socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Send buffer full: reading too slowly');
@@ -281,7 +294,18 @@ export function attachSubscriptions({
               // socket that is closing.
               if (!(id in connection.subscriptions) || socket.readyState !== WebSocket.OPEN) return;
               if (event.result.errors) observed.failed(event.result.errors);
-              socket.send(nextMessage(event), { binary: false });
+              if (!tcp) {
+                socket.send(nextMessage.message(event), { binary: false });
+                return;
+              }
+              // Framed here and written beneath `ws`, held with the client's other writes
+              // (createWriteCoalescer.ts): the event's bytes are shared, not copied per client.
+              // `ws` writes each frame of its own whole and at once (no permessage-deflate, so
+              // it never queues one), so this frame cannot land inside one of its frames.
+              const [first, shared] = nextMessage.frame(event);
+              coalescer.hold(tcp);
+              tcp.write(first);
+              tcp.write(shared);
             },
           });
           if (Symbol.asyncIterator in result) observed.started();
@@ -337,7 +361,10 @@ export function attachSubscriptions({
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    wsServer.handleUpgrade(request, socket, head, (ws) => wsServer.emit('connection', ws, request));
+    wsServer.handleUpgrade(request, socket, head, (ws) => {
+      tcpSockets.set(ws, socket);
+      wsServer.emit('connection', ws, request);
+    });
   };
   httpServer.on('upgrade', onUpgrade);
 
@@ -472,7 +499,9 @@ export function attachSubscriptions({
       planner.stop();
       for (const res of openStreams) res.end();
       openStreams.clear();
-      await wsCleanup.dispose(); // closes every client socket with 1001 (going away)
+      const disposed = wsCleanup.dispose(); // closes every client socket with 1001 (going away)
+      coalescer.releaseAll(); // those close frames, behind whatever was held
+      await disposed;
       shared.stop();
       await sockets.stop();
     })());

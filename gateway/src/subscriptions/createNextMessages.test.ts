@@ -1,6 +1,7 @@
 import { GraphQLError, parse, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { makeServer, MessageType } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
+import * as ws from 'ws';
 import { createNextMessages, formattedResult } from './createNextMessages.ts';
 import type { SharedResult } from './createSubscriberQueue.ts';
 
@@ -42,6 +43,14 @@ async function sentByGraphqlWs(id: string, result: ExecutionResult): Promise<str
   });
 }
 
+/** ws's frame parser, as its client uses it (exported by ws, not typed by @types/ws). */
+const { Receiver } = ws as unknown as {
+  Receiver: new (options: { isServer: boolean }) => NodeJS.WritableStream & {
+    on(event: 'message', listener: (data: Buffer, binary: boolean) => void): void;
+    on(event: 'error', listener: (error: Error) => void): void;
+  };
+};
+
 const shared = (result: ExecutionResult): SharedResult => {
   const json = JSON.stringify(formattedResult(result, formatErrors));
   return { result, json, bytes: Buffer.byteLength(json) };
@@ -65,17 +74,39 @@ describe('next messages made from a result serialised once', () => {
 
   it.each(results)('are byte for byte what graphql-ws sends: %s', async (_name, result) => {
     for (const id of ['1', 'a"b\\c', 'ünï-😀']) {
-      const message = createNextMessages()(id)(shared(result));
+      const message = createNextMessages()(id).message(shared(result));
       expect(message.toString('utf8')).toBe(await sentByGraphqlWs(id, result));
     }
+  });
+
+  it.each([
+    ['7-bit length', 40],
+    ['the largest 7-bit length', 125 - '{"id":"1","type":"next","payload":{"data":{"s":""}}}'.length],
+    ['16-bit length', 1_000],
+    ['the largest 16-bit length', 65_535 - '{"id":"1","type":"next","payload":{"data":{"s":""}}}'.length],
+    ['64-bit length', 70_000],
+  ])('frame the message as one WebSocket text frame a client reads whole: %s', async (_name, size) => {
+    const result: ExecutionResult = { data: { s: 'x'.repeat(size) } };
+    const [first, tail] = createNextMessages()('1').frame(shared(result));
+    const received = new Promise<{ text: string; binary: boolean }>((resolve, reject) => {
+      const receiver = new Receiver({ isServer: false });
+      receiver.on('message', (data: Buffer, binary: boolean) =>
+        resolve({ text: data.toString('utf8'), binary }),
+      );
+      receiver.on('error', reject);
+      receiver.write(Buffer.concat([first, tail]));
+    });
+    expect(await received).toEqual({ text: await sentByGraphqlWs('1', result), binary: false });
   });
 
   it('serialise the event once for all subscriptions', () => {
     const nextMessages = createNextMessages();
     const event = shared({ data: { n: 1 } });
-    const first = nextMessages('1')(event);
-    const second = nextMessages('2')(event);
+    const first = nextMessages('1').message(event);
+    const second = nextMessages('2').message(event);
     expect(JSON.parse(first.toString())).toEqual({ id: '1', type: 'next', payload: { data: { n: 1 } } });
     expect(JSON.parse(second.toString())).toEqual({ id: '2', type: 'next', payload: { data: { n: 1 } } });
+    // Framed, the event's bytes are one Buffer shared by both.
+    expect(nextMessages('1').frame(event)[1]).toBe(nextMessages('2').frame(event)[1]);
   });
 });

@@ -20,8 +20,13 @@ export function formattedResult(
  * at thousands of clients per event, that was a tenth of the gateway's CPU and much of its
  * garbage (issue #7, bench/results/subscriptions.md). Here the part after the id is encoded to
  * bytes once per event, and a client's message is its own `{"id":"…"` followed by those bytes:
- * byte for byte what graphql-ws sends (createNextMessages.test.ts). Sent as a Buffer, `ws` frames
- * it without copying it again.
+ * byte for byte what graphql-ws sends (createNextMessages.test.ts).
+ *
+ * `frame` gives the message as a WebSocket text frame in two parts, the frame header with the
+ * client's id, then the event's shared bytes, for the gateway to write to the client's TCP
+ * socket itself: no copy of the event per client. Copying it into each client's message (a
+ * Buffer.concat per delivery, the most recent several hundred thousand alive until written)
+ * was a fifth of the fan-out's CPU with its garbage collection (subscriptions-fanout.md).
  */
 export function createNextMessages() {
   const tails = new WeakMap<SharedResult, Buffer>();
@@ -33,9 +38,31 @@ export function createNextMessages() {
   /** The `next` messages of the client subscription `id`. */
   return (id: string) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)}`);
-    return (event: SharedResult): Buffer => {
-      const tail = tailOf(event);
-      return Buffer.concat([head, tail], head.length + tail.length);
+    return {
+      /** The message whole, for a transport that frames it. */
+      message(event: SharedResult): Buffer {
+        const tail = tailOf(event);
+        return Buffer.concat([head, tail], head.length + tail.length);
+      },
+      /** The message as one unmasked WebSocket text frame (RFC 6455 §5.2): header and id, then the shared bytes. */
+      frame(event: SharedResult): [Buffer, Buffer] {
+        const tail = tailOf(event);
+        const length = head.length + tail.length;
+        const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+        const first = Buffer.allocUnsafe(headerLength + head.length);
+        first[0] = 0x81; // FIN, opcode 1 (text)
+        if (headerLength === 2) {
+          first[1] = length;
+        } else if (headerLength === 4) {
+          first[1] = 126;
+          first.writeUInt16BE(length, 2);
+        } else {
+          first[1] = 127;
+          first.writeBigUInt64BE(BigInt(length), 2);
+        }
+        head.copy(first, headerLength);
+        return [first, tail];
+      },
     };
   };
 }

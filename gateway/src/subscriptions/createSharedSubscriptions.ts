@@ -14,8 +14,12 @@ import { executeSubscriptionEvent } from './executeSubscriptionEvent.ts';
  * Deliveries made in one turn of the event loop before a burst yields (setImmediate), so that
  * HTTP requests and other sockets are served between slices of a fan-out to thousands of
  * clients instead of after all of it (issue #7: placeOrder took seconds behind a burst).
+ * A WebSocket delivery only frames the message into its held socket (createWriteCoalescer.ts:
+ * the syscalls come later, in their own slices), ~1–2 µs: 2,048 make a few milliseconds. Many
+ * more than the coalescer releases per turn, so that an event reaches the clients whose earlier
+ * events are still held while they are, and goes out in the same write.
  */
-const DELIVERIES_PER_TURN = 256;
+const DELIVERIES_PER_TURN = 2048;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface SharedSubscriptionRequest {
