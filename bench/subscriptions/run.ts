@@ -145,6 +145,8 @@ interface Row {
   externalGrowth?: number;
   /** Seconds since the gateway started, for reading its CPU profile by phase. */
   phases?: string;
+  /** The gateway's own fan-out time per event over the flow (gateway_subscription_fanout_seconds). */
+  fanOut?: string;
   metricsP50?: number;
   metricsP99?: number;
   statusMissing?: number;
@@ -245,6 +247,45 @@ async function scrapeGatewayMetrics(port: number): Promise<Record<string, number
     values[match[1]!] = Number(match[2]);
   }
   return values;
+}
+
+/** Cumulative bucket counts of the gateway's fan-out histogram, by subgraph: `le` (seconds) → count. */
+type FanOutBuckets = Map<string, Map<number, number>>;
+
+async function scrapeFanOut(port: number): Promise<FanOutBuckets> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  const bySubgraph: FanOutBuckets = new Map();
+  for (const [, labels, count] of text.matchAll(
+    /^gateway_subscription_fanout_seconds_bucket\{([^}]*)\}\s+(\S+)$/gm,
+  )) {
+    const le = /le="([^"]+)"/.exec(labels!)?.[1];
+    const subgraph = /subgraph="([^"]+)"/.exec(labels!)?.[1];
+    if (!le || !subgraph) continue;
+    let buckets = bySubgraph.get(subgraph);
+    if (!buckets) bySubgraph.set(subgraph, (buckets = new Map<number, number>()));
+    buckets.set(le === '+Inf' ? Infinity : Number(le), Number(count));
+  }
+  return bySubgraph;
+}
+
+/**
+ * The events fanned out between two scrapes, per subgraph: how many, and the bucket bounds that
+ * hold their p50 and p99 ("≤ bound": the histogram cannot say closer).
+ */
+function fanOutBetween(before: FanOutBuckets, after: FanOutBuckets): string {
+  const parts: string[] = [];
+  for (const [subgraph, buckets] of after) {
+    const bounds = [...buckets.keys()].sort((a, b) => a - b);
+    const counts = bounds.map((le) => buckets.get(le)! - (before.get(subgraph)?.get(le) ?? 0));
+    const total = counts.at(-1) ?? 0;
+    if (total === 0) continue;
+    const bound = (q: number) => {
+      const le = bounds[counts.findIndex((count) => count >= q * total)]!;
+      return le === Infinity ? `> ${fmt(1_000 * bounds.at(-2)!)}` : `≤ ${fmt(1_000 * le)}`;
+    };
+    parts.push(`${subgraph} ${total} events, p50 ${bound(0.5)} / p99 ${bound(0.99)} ms`);
+  }
+  return parts.join(', ') || 'none';
 }
 
 /** Waits until the process uses under 15 % of a core for a second (a backlog from the last row). */
@@ -523,6 +564,7 @@ async function measureRow(
     };
     const peak = samplePeakRss(serving);
     const base = (await metricsNow()).confirmedOrders;
+    const fanOutBefore = path === 'gateway' ? await scrapeFanOut(settings.port) : undefined;
     const flowStart = now();
     const flowFrom = phase();
 
@@ -567,6 +609,7 @@ async function measureRow(
         (await scrapeGatewayMetrics(settings.port))['gateway_upstream_subscriptions'] ?? NaN,
       );
       row.upstream = `${Math.max(...upstreamSamples)}`;
+      row.fanOut = fanOutBetween(fanOutBefore!, await scrapeFanOut(settings.port));
     } else {
       row.upstream = `${2 * clients} (one per client subscription)`;
     }
@@ -694,6 +737,7 @@ function detailsOf(rows: Row[]): string[] {
         ...(r.path === 'gateway'
           ? [
               `gauges once connected: ${r.gatewayConnections} connections, ${r.gatewaySubscriptions} subscriptions`,
+              `gateway fan-out over the flow, an event's arrival to its last client's bytes sent (gateway_subscription_fanout_seconds): ${r.fanOut}`,
               `JS heap in use +${fmt(r.heapGrowth)} MiB, external +${fmt(r.externalGrowth)} MiB once connected (garbage not yet collected included)`,
               `${r.phases}`,
             ]

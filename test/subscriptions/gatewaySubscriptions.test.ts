@@ -138,6 +138,13 @@ describe('subscriptions through the gateway over graphql-ws', () => {
       expect(subscriber.errors).toEqual([]);
       subscriber.dispose();
     }
+    // Each event's fan-out timed, from its arrival to the last client's bytes handed to the kernel.
+    const metrics = await fetch(new URL('/metrics', bed.url)).then((r) => r.text());
+    const fannedOut = /^gateway_subscription_fanout_seconds_count\{[^}]*subgraph="(\w+)"[^}]*\} (\d+)$/m.exec(
+      metrics,
+    );
+    expect(fannedOut?.[1]).toBeTruthy();
+    expect(Number(fannedOut?.[2])).toBeGreaterThanOrEqual(sent.length);
   });
 
   it('different viewers get separate upstream subscriptions, each in its own name', async () => {

@@ -115,11 +115,24 @@ export function attachSubscriptions({
   const formatError = createFormatError({ logger, production });
   const formatErrors = (errors: readonly GraphQLError[]) =>
     errors.map((error) => formatError(error.toJSON(), error));
+  const coalescer = createWriteCoalescer();
+  const fanOutSeconds = metrics?.histogram({
+    name: 'gateway_subscription_fanout_seconds',
+    help: "From an upstream subscription event's arrival to the last of its subscribers' messages handed to the kernel (WebSocket) or queued for its transport",
+    labelNames: ['subgraph'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5],
+  });
   const shared = createSharedSubscriptions({
     sockets,
     credentials,
     logger,
     encode: (result) => JSON.stringify(formattedResult(result, formatErrors)),
+    onFannedOut:
+      fanOutSeconds &&
+      ((subgraph, receivedAt) =>
+        coalescer.afterRelease(() =>
+          fanOutSeconds.observe({ subgraph }, (performance.now() - receivedAt) / 1000),
+        )),
   });
   const bridge = createSubscriptionBridge({
     planner,
@@ -170,7 +183,6 @@ export function attachSubscriptions({
     perMessageDeflate: false,
   });
   const nextMessages = createNextMessages();
-  const coalescer = createWriteCoalescer();
   /** Each client's TCP socket, beneath `ws`: what the coalescer holds. */
   const tcpSockets = new WeakMap<WebSocket, Duplex>();
   const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();

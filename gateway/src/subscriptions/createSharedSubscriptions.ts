@@ -65,6 +65,7 @@ export function createSharedSubscriptions({
   encode = JSON.stringify,
   deliveriesPerTurn = DELIVERIES_PER_TURN,
   execute = executeSubscriptionEvent,
+  onFannedOut,
 }: {
   sockets: SubgraphSockets;
   credentials: ServiceCredentials;
@@ -79,6 +80,11 @@ export function createSharedSubscriptions({
   deliveriesPerTurn?: number;
   /** Turns an upstream event into the client result (the rest plan). */
   execute?: typeof executeSubscriptionEvent;
+  /**
+   * Called when an event has been handed to every subscriber, with the subgraph it came from
+   * and when it came (`performance.now()`): the fan-out's latency, for the gateway's metrics.
+   */
+  onFannedOut?: (subgraph: string, receivedAt: number) => void;
 }) {
   const streams = new Map<string, Stream>();
 
@@ -130,6 +136,7 @@ export function createSharedSubscriptions({
         },
         {
           next: (event) => {
+            const receivedAt = performance.now();
             chain = chain.then(async () => {
               if (ended) return;
               const context: GatewayContext = {
@@ -166,6 +173,7 @@ export function createSharedSubscriptions({
                 index += 1;
                 if (subscribers.has(subscriber)) subscriber.deliver(shared);
               }
+              onFannedOut?.(primary.serviceName, receivedAt);
             });
           },
           error: (errors) => {

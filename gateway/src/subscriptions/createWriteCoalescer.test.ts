@@ -106,6 +106,33 @@ describe('createWriteCoalescer', () => {
     expect([first.batches, second.batches]).toEqual([[['one']], [['two']]]);
   });
 
+  it('afterRelease runs once everything held so far has gone out', () => {
+    const turns = manualTurns();
+    const coalescer = createWriteCoalescer({ socketsPerTurn: 1, defer: turns.defer });
+    const [a, b, c] = [recordingSocket(), recordingSocket(), recordingSocket()];
+    const ran: string[] = [];
+    coalescer.afterRelease(() => ran.push('nothing held'));
+    expect(ran).toEqual(['nothing held']);
+
+    coalescer.hold(a.socket);
+    coalescer.hold(b.socket);
+    coalescer.afterRelease(() => ran.push('a and b'));
+    coalescer.hold(c.socket);
+    coalescer.hold(a.socket); // already in line: does not move the first fan-out's end
+    coalescer.afterRelease(() => ran.push('a, b and c'));
+    turns.turn();
+    expect(ran).toEqual(['nothing held']);
+    turns.turn();
+    expect(ran).toEqual(['nothing held', 'a and b']);
+    turns.turn();
+    expect(ran).toEqual(['nothing held', 'a and b', 'a, b and c']);
+
+    coalescer.hold(a.socket);
+    coalescer.afterRelease(() => ran.push('at shutdown'));
+    coalescer.releaseAll();
+    expect(ran.at(-1)).toBe('at shutdown');
+  });
+
   it('does not hold a destroyed socket', () => {
     const coalescer = createWriteCoalescer({ defer: () => {} });
     const { socket } = recordingSocket();

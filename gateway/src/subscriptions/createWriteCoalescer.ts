@@ -35,21 +35,36 @@ export function createWriteCoalescer({
   /** Schedules the next slice (tests pass a manual scheduler). */
   defer?: (run: () => void) => unknown;
 } = {}) {
-  /** Held sockets, in the order they were first held since their last release. */
-  const held = new Set<CorkableSocket>();
+  /**
+   * Held sockets, each with its place in line (a count of holds), in the order they were first
+   * held since their last release. A Map iterates in insertion order, so places only grow.
+   */
+  const held = new Map<CorkableSocket, number>();
+  let lastHeld = 0;
+  /** Everything held at or before this place has been released. */
+  let releasedUpTo = 0;
+  /** Callbacks waiting for a place to be released, in the order of their places. */
+  const waiting: { place: number; run: () => void }[] = [];
   let scheduled = false;
+
+  const settle = () => {
+    while (waiting.length > 0 && waiting[0]!.place <= releasedUpTo) waiting.shift()!.run();
+  };
 
   const releaseSlice = () => {
     scheduled = false;
     let released = 0;
-    // A Set iterates in insertion order; deleting the current entry is safe, and a socket held
-    // again during this slice (a write from an uncork's callback) goes to the back.
-    for (const socket of held) {
+    // Deleting the current entry is safe, and a socket held again during this slice (a write
+    // from an uncork's callback) goes to the back.
+    for (const [socket, place] of held) {
       if (released === socketsPerTurn) break;
       held.delete(socket);
+      releasedUpTo = place;
       socket.uncork();
       released += 1;
     }
+    if (held.size === 0) releasedUpTo = lastHeld;
+    settle();
     schedule();
   };
 
@@ -67,8 +82,21 @@ export function createWriteCoalescer({
     hold(socket: CorkableSocket): void {
       if (held.has(socket) || socket.destroyed) return;
       socket.cork();
-      held.add(socket);
+      held.set(socket, ++lastHeld);
       schedule();
+    },
+
+    /**
+     * Runs `callback` once every socket held so far has been released (at once if none is held):
+     * after a fan-out, when the last of its clients' bytes went to the kernel. Sockets held by
+     * other fan-outs before that moment count too, so for one event this is an upper bound.
+     */
+    afterRelease(callback: () => void): void {
+      if (releasedUpTo >= lastHeld) {
+        callback();
+        return;
+      }
+      waiting.push({ place: lastHeld, run: callback });
     },
 
     /** Whether `socket`'s writes are being held: its unsent bytes are then ours, not a backlog. */
@@ -78,8 +106,10 @@ export function createWriteCoalescer({
 
     /** Releases every held socket now (shutdown: the close frames must go out). */
     releaseAll(): void {
-      for (const socket of held) socket.uncork();
+      for (const socket of held.keys()) socket.uncork();
       held.clear();
+      releasedUpTo = lastHeld;
+      settle();
     },
 
     /** Sockets waiting for their turn. */
