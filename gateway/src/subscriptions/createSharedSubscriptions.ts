@@ -15,7 +15,7 @@ import { executeSubscriptionEvent } from './executeSubscriptionEvent.ts';
  * HTTP requests and other sockets are served between slices of a fan-out to thousands of
  * clients instead of after all of it (issue #7: placeOrder took seconds behind a burst).
  * A WebSocket delivery only frames the message into its held socket (createWriteCoalescer.ts:
- * the syscalls come later, in their own slices), ~1–2 µs: 2,048 make a few milliseconds. Many
+ * the syscalls come later, in their own slices), a few µs: 2,048 make a few milliseconds. Many
  * more than the coalescer releases per turn, so that an event reaches the clients whose earlier
  * events are still held while they are, and goes out in the same write.
  */
