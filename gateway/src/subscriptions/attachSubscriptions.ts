@@ -118,7 +118,7 @@ export function attachSubscriptions({
   const coalescer = createWriteCoalescer();
   const fanOutSeconds = metrics?.histogram({
     name: 'gateway_subscription_fanout_seconds',
-    help: "From an upstream subscription event's arrival to the last of its subscribers' messages handed to the kernel (WebSocket) or queued for its transport",
+    help: "From an upstream subscription event's arrival to the last of its subscribers' messages handed to the kernel (WebSocket) or queued for its transport; while events overlap, until the writes queued before its end are out too (an upper bound)",
     labelNames: ['subgraph'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5],
   });
