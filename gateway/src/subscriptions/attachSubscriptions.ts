@@ -183,8 +183,6 @@ export function attachSubscriptions({
     perMessageDeflate: false,
   });
   const nextMessages = createNextMessages();
-  /** Each client's TCP socket, beneath `ws`: what the coalescer holds. */
-  const tcpSockets = new WeakMap<WebSocket, Duplex>();
   const identities = new WeakMap<object, Identity & { expiry?: NodeJS.Timeout }>();
   /** Each connection's subscriptions being observed, by operation id, until they end. */
   const observations = new WeakMap<object, Map<string, ObservedSubscription>>();
@@ -282,7 +280,8 @@ export function attachSubscriptions({
       subscribe: (args) => {
         const { identity, socket, observed, id, connection } = args.contextValue as SubscriptionContext;
         const nextMessage = nextMessages(id);
-        const tcp = tcpSockets.get(socket);
+        // The client's TCP socket beneath `ws` (the upgraded request's): what the coalescer holds.
+        const tcp = connection.extra.request.socket;
         return observed.run(() => {
           const result = bridge.subscribe({
             document: args.document,
@@ -291,7 +290,7 @@ export function attachSubscriptions({
             viewer: identity.viewer,
             // Bytes the coalescer holds are on their way, in order, not a backlog: a client
             // with only those is still written at once, so its next events join the same write.
-            transportBytes: () => (tcp && coalescer.holds(tcp) ? 0 : socket.bufferedAmount),
+            transportBytes: () => (coalescer.holds(tcp) ? 0 : socket.bufferedAmount),
             onOverflow: () => {
               logger.warn({ viewer: identity.viewer?.id }, 'subscriber too slow: disconnecting');
               socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Send buffer full: reading too slowly');
@@ -306,18 +305,14 @@ export function attachSubscriptions({
               // socket that is closing.
               if (!(id in connection.subscriptions) || socket.readyState !== WebSocket.OPEN) return;
               if (event.result.errors) observed.failed(event.result.errors);
-              if (!tcp) {
-                socket.send(nextMessage.message(event), { binary: false });
-                return;
-              }
               // Framed here and written beneath `ws`, held with the client's other writes
               // (createWriteCoalescer.ts): the event's bytes are shared, not copied per client.
               // `ws` writes each frame of its own whole and at once (no permessage-deflate, so
               // it never queues one), so this frame cannot land inside one of its frames.
-              const [first, shared] = nextMessage.frame(event);
+              const [head, eventBytes] = nextMessage.frame(event); // head: frame header and id
               coalescer.hold(tcp);
-              tcp.write(first);
-              tcp.write(shared);
+              tcp.write(head);
+              tcp.write(eventBytes);
             },
           });
           if (Symbol.asyncIterator in result) observed.started();
@@ -373,10 +368,7 @@ export function attachSubscriptions({
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    wsServer.handleUpgrade(request, socket, head, (ws) => {
-      tcpSockets.set(ws, socket);
-      wsServer.emit('connection', ws, request);
-    });
+    wsServer.handleUpgrade(request, socket, head, (ws) => wsServer.emit('connection', ws, request));
   };
   httpServer.on('upgrade', onUpgrade);
 

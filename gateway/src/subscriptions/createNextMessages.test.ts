@@ -51,6 +51,18 @@ const { Receiver } = ws as unknown as {
   };
 };
 
+/** What a client reads from a frame: its text, and whether it came as binary. */
+function read([first, tail]: [Buffer, Buffer]): Promise<{ text: string; binary: boolean }> {
+  return new Promise((resolve, reject) => {
+    const receiver = new Receiver({ isServer: false });
+    receiver.on('message', (data: Buffer, binary: boolean) =>
+      resolve({ text: data.toString('utf8'), binary }),
+    );
+    receiver.on('error', reject);
+    receiver.write(Buffer.concat([first, tail]));
+  });
+}
+
 const shared = (result: ExecutionResult): SharedResult => {
   const json = JSON.stringify(formattedResult(result, formatErrors));
   return { result, json, bytes: Buffer.byteLength(json) };
@@ -74,8 +86,8 @@ describe('next messages made from a result serialised once', () => {
 
   it.each(results)('are byte for byte what graphql-ws sends: %s', async (_name, result) => {
     for (const id of ['1', 'a"b\\c', 'ünï-😀']) {
-      const message = createNextMessages()(id).message(shared(result));
-      expect(message.toString('utf8')).toBe(await sentByGraphqlWs(id, result));
+      const frame = createNextMessages()(id).frame(shared(result));
+      expect(await read(frame)).toEqual({ text: await sentByGraphqlWs(id, result), binary: false });
     }
   });
 
@@ -87,26 +99,26 @@ describe('next messages made from a result serialised once', () => {
     ['64-bit length', 70_000],
   ])('frame the message as one WebSocket text frame a client reads whole: %s', async (_name, size) => {
     const result: ExecutionResult = { data: { s: 'x'.repeat(size) } };
-    const [first, tail] = createNextMessages()('1').frame(shared(result));
-    const received = new Promise<{ text: string; binary: boolean }>((resolve, reject) => {
-      const receiver = new Receiver({ isServer: false });
-      receiver.on('message', (data: Buffer, binary: boolean) =>
-        resolve({ text: data.toString('utf8'), binary }),
-      );
-      receiver.on('error', reject);
-      receiver.write(Buffer.concat([first, tail]));
-    });
-    expect(await received).toEqual({ text: await sentByGraphqlWs('1', result), binary: false });
+    const frame = createNextMessages()('1').frame(shared(result));
+    expect(await read(frame)).toEqual({ text: await sentByGraphqlWs('1', result), binary: false });
   });
 
-  it('serialise the event once for all subscriptions', () => {
+  it('serialise the event once for all subscriptions', async () => {
     const nextMessages = createNextMessages();
     const event = shared({ data: { n: 1 } });
-    const first = nextMessages('1').message(event);
-    const second = nextMessages('2').message(event);
-    expect(JSON.parse(first.toString())).toEqual({ id: '1', type: 'next', payload: { data: { n: 1 } } });
-    expect(JSON.parse(second.toString())).toEqual({ id: '2', type: 'next', payload: { data: { n: 1 } } });
-    // Framed, the event's bytes are one Buffer shared by both.
-    expect(nextMessages('1').frame(event)[1]).toBe(nextMessages('2').frame(event)[1]);
+    const first = nextMessages('1').frame(event);
+    const second = nextMessages('2').frame(event);
+    expect(JSON.parse((await read(first)).text)).toEqual({
+      id: '1',
+      type: 'next',
+      payload: { data: { n: 1 } },
+    });
+    expect(JSON.parse((await read(second)).text)).toEqual({
+      id: '2',
+      type: 'next',
+      payload: { data: { n: 1 } },
+    });
+    // The event's bytes are one Buffer shared by both.
+    expect(first[1]).toBe(second[1]);
   });
 });

@@ -39,11 +39,6 @@ export function createNextMessages() {
   return (id: string) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)}`);
     return {
-      /** The message whole, for a transport that frames it. */
-      message(event: SharedResult): Buffer {
-        const tail = tailOf(event);
-        return Buffer.concat([head, tail], head.length + tail.length);
-      },
       /** The message as one unmasked WebSocket text frame (RFC 6455 §5.2): header and id, then the shared bytes. */
       frame(event: SharedResult): [Buffer, Buffer] {
         const tail = tailOf(event);
