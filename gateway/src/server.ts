@@ -30,12 +30,7 @@ import { createStatusRoutes } from './health/createStatusRoutes.ts';
 import { createRequestLimits } from './plugins/requestLimits.ts';
 import { useOperationGuards } from './plugins/useOperationGuards.ts';
 import { operationLimitsGuard } from './plugins/useOperationLimits.ts';
-import {
-  createBucketTaker,
-  operationBucketKey,
-  operationTokenTaker,
-  rateLimitsGuard,
-} from './plugins/useRateLimits.ts';
+import { createBucketTaker, operationTokenTaker, rateLimitsGuard } from './plugins/useRateLimits.ts';
 import { createTokenBuckets } from './rateLimits/createTokenBuckets.ts';
 import { createSubgraphBreakers } from './subgraphs/createSubgraphBreakers.ts';
 import {
@@ -136,8 +131,7 @@ export function createGateway({
     createDataSource: subgraphDataSource,
     metrics: observability.metrics,
     tracer: observability.tracing.tracer,
-    rateLimit: (viewer, ip) =>
-      takeTokens(operationBucketKey(viewer, ip), 1, operationBucket, 'subscriptions'),
+    rateLimit: operationTokenTaker(takeTokens, operationBucket, 'subscriptions'),
   });
   resources.defer(() => subscriptions.stop());
   // Identical queries in flight: answered together before Apollo Server's pipeline, and (those

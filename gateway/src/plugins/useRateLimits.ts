@@ -51,13 +51,15 @@ export function rateLimitsGuard({
 /**
  * What every operation costs: one token from the caller's bucket (mutations that sign in cost more
  * on top). Also taken for a query answered from an identical one in flight
- * (execution/joinInflightRequests.ts), which never reaches the guard.
+ * (execution/joinInflightRequests.ts), which never reaches the guard, and for each new
+ * subscription; `what` names them in the refusal ("Too many subscriptions").
  */
 export function operationTokenTaker(
   take: ReturnType<typeof createBucketTaker>,
   operations: BucketShape,
+  what: 'requests' | 'subscriptions' = 'requests',
 ): (context: Pick<GatewayContext, 'viewer' | 'clientIp'>) => Promise<void> {
-  return (context) => take(operationBucketKey(context.viewer, context.clientIp), 1, operations, 'requests');
+  return (context) => take(operationBucketKey(context.viewer, context.clientIp), 1, operations, what);
 }
 
 /** The bucket every operation of a caller draws from: the signed-in user's, else the IP's (an IPv6 /64). */

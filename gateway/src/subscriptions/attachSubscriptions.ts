@@ -91,7 +91,7 @@ export function attachSubscriptions({
    * Counts a new subscription against the caller's rate limit, as an HTTP operation is counted;
    * rejects (RATE_LIMITED) when the caller is over it.
    */
-  rateLimit?: (viewer: Viewer | null, clientIp: string) => Promise<void>;
+  rateLimit?: (caller: { viewer: Viewer | null; clientIp: string }) => Promise<void>;
 }) {
   const production = config.NODE_ENV === 'production';
   const userTokens = createUserTokens({ secret: secrets.jwtSecret, ttlSeconds: config.JWT_TTL_SECONDS });
@@ -166,7 +166,7 @@ export function attachSubscriptions({
     address: string | undefined,
   ): Promise<GraphQLError | undefined> {
     try {
-      await rateLimit?.(viewer, address ?? 'unknown');
+      await rateLimit?.({ viewer, clientIp: address ?? 'unknown' });
       return undefined;
     } catch (error) {
       if (error instanceof GraphQLError) return error;
