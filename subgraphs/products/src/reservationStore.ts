@@ -141,6 +141,7 @@ async function settle(
        RETURNING *
      )`
     : '';
+  const settledJson = `(SELECT to_jsonb(s) || jsonb_build_object('items', ${ITEMS_OF('s')}) FROM settled s)`;
   // MATERIALIZED: each locking CTE runs once and whole, and the writes read what it locked.
   const [row] = await db.query<{ before: ReservationJson | null; after: ReservationJson | null }>(
     `WITH target AS MATERIALIZED (
@@ -171,11 +172,9 @@ async function settle(
      SELECT (SELECT to_jsonb(t) || jsonb_build_object('items', ${ITEMS_OF('t')}) FROM target t) AS before,
             ${
               byKey
-                ? `COALESCE(
-              (SELECT to_jsonb(s) || jsonb_build_object('items', ${ITEMS_OF('s')}) FROM settled s),
-              (SELECT to_jsonb(m) || jsonb_build_object('items', '[]'::jsonb) FROM marker m)
-            )`
-                : `(SELECT to_jsonb(s) || jsonb_build_object('items', ${ITEMS_OF('s')}) FROM settled s)`
+                ? `COALESCE(${settledJson},
+              (SELECT to_jsonb(m) || jsonb_build_object('items', '[]'::jsonb) FROM marker m))`
+                : settledJson
             } AS after`,
     byKey ? [ref.idempotencyKey, target, EXPIRED_REASON, randomUUID()] : [ref.id, target, EXPIRED_REASON],
   );
@@ -193,8 +192,8 @@ const sameItems = (stored: ReservationItemRecord[], asked: ReserveRequest['items
 
 /**
  * Stock reservations. Each operation is one SQL statement (the sweeper's a transaction), and
- * products.reserved changes only under row locks taken here, so `available` (stock - reserved) can never go below zero: the
- * CHECK on products is the last line of defence, never the mechanism.
+ * products.reserved changes only under row locks taken here, so `available` (stock - reserved)
+ * can never go below zero: the CHECK on products is the last line of defence, never the mechanism.
  */
 export function createReservationStore(db: Database) {
   /** Same key: the stored answer (HELD, REJECTED, even a pre-emptive RELEASED), never a second hold. */
@@ -217,10 +216,11 @@ export function createReservationStore(db: Database) {
      * REJECTED reservation naming it (a business outcome, recorded for retries), not an error.
      */
     async reserve(request: ReserveRequest): Promise<ReservationRecord> {
-      if (request.items.some((item) => !isUuid(item.productId))) {
+      const malformed = request.items.find((item) => !isUuid(item.productId));
+      if (malformed) {
         const existing = await loadByKey(db, request.idempotencyKey);
         if (existing) return replay(existing, request);
-        throw new UnknownProductError(request.items.find((item) => !isUuid(item.productId))!.productId);
+        throw new UnknownProductError(malformed.productId);
       }
       // One statement (issue #7): the stored answer under the key if there is one; else the
       // products locked in id order (see lockProducts), each line checked against what is
