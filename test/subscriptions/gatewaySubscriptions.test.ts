@@ -35,9 +35,10 @@ beforeAll(async () => {
 });
 afterAll(() => bed?.stop());
 
-const upstreamReady = (channel: string, listeners = 1) =>
+/** Until `channel` of the testbed (the shared one unless given) has `listeners` upstream subscriptions. */
+const upstreamReady = (channel: string, listeners = 1, testbed: SubscriptionTestbed = bed) =>
   eventually(
-    async () => bed.channel(channel).listeners,
+    async () => testbed.channel(channel).listeners,
     (n) => n === listeners,
   );
 
@@ -454,10 +455,7 @@ describe('when a subgraph socket drops', () => {
 
   it('the gateway resubscribes and the subscriber never sees an error', async () => {
     const ticks = collect<Tick>(own.client(await own.token(ALICE)), TICKS, { channel: 'blip' });
-    await eventually(
-      async () => own.channel('blip').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('blip', 1, own);
     own.channel('blip').publish({ n: 1, channel: 'blip', widgetId: 'w' });
     await eventually(
       async () => ticks.events.length,
@@ -469,10 +467,7 @@ describe('when a subgraph socket drops', () => {
       async () => own.ticker.subscribeCount,
       (n) => n > subscribedBefore,
     );
-    await eventually(
-      async () => own.channel('blip').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('blip', 1, own);
     own.channel('blip').publish({ n: 2, channel: 'blip', widgetId: 'w' });
     await eventually(
       async () => ticks.events.map((e) => e.data?.ticks.n),
@@ -528,10 +523,7 @@ describe('when a subgraph socket drops', () => {
 
   it('a subgraph that does not come back ends the subscription with SERVICE_UNAVAILABLE', async () => {
     const ticks = collect<Tick>(own.client(await own.token(ALICE)), TICKS, { channel: 'gone' });
-    await eventually(
-      async () => own.channel('gone').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('gone', 1, own);
     await own.ticker.stop();
     const failed = await eventually(
       async () => [...ticks.events.flatMap((e) => e.errors ?? []), ...(ticks.errors.flat() as object[])],
@@ -674,10 +666,7 @@ describe('live values (each event the whole current value, the first at once)', 
 
   it('after the subgraph socket drops, subscribers get what changed meanwhile, and nothing twice', async () => {
     const live = collect<Latest>(own.client(await own.token(ALICE)), LATEST, { channel: 'drop' });
-    await eventually(
-      async () => own.channel('drop').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('drop', 1, own);
     own.channel('drop').publish({ n: 1, channel: 'drop', widgetId: 'w' });
     await eventually(
       async () => ns(live),
@@ -742,10 +731,7 @@ describe('supergraph hot reload', () => {
       },
       (attempt) => attempt !== null,
     );
-    await eventually(
-      async () => own.channel('reload').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('reload', 1, own);
     own.channel('reload').publish({ n: 1, channel: 'reload', widgetId: 'w' });
     await eventually(
       async () => after!.events.length,
@@ -775,10 +761,7 @@ describe('supergraph hot reload', () => {
         payload: { query: TICKS, variables: { channel: 'stop' } },
       }),
     );
-    await eventually(
-      async () => own.channel('stop').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('stop', 1, own);
     own.channel('stop').publish({ n: 1, channel: 'stop', widgetId: 'w' });
     await eventually(
       async () => received.length,
@@ -828,10 +811,7 @@ describe('request ids, spans and log lines of subscriptions', () => {
       },
       { next: (e) => events.push(e), error: () => {}, complete: () => {} },
     );
-    await eventually(
-      async () => own.channel('observed').listeners,
-      (n) => n === 1,
-    );
+    await upstreamReady('observed', 1, own);
     own.channel('observed').publish({ n: 1, channel: 'observed', widgetId: 'w' });
     await eventually(
       async () => events.length,
