@@ -237,9 +237,15 @@ function startClientsProcess(options: ClientsOptions, label: string) {
 }
 type ClientsProcess = ReturnType<typeof startClientsProcess>;
 
+/** The gateway's /metrics, as text. */
+const gatewayMetricsText = (port: number) => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+
 /** The gateway's own gauges, and Node's heap figures, from its /metrics (unlabelled series). */
 async function scrapeGatewayMetrics(port: number): Promise<Record<string, number>> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  return gaugesOf(await gatewayMetricsText(port));
+}
+
+function gaugesOf(text: string): Record<string, number> {
   const values: Record<string, number> = {};
   for (const match of text.matchAll(
     /^(gateway_[a-z_]+|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes)(?:\{service="[^"]*"\})?\s+(\S+)$/gm,
@@ -252,8 +258,7 @@ async function scrapeGatewayMetrics(port: number): Promise<Record<string, number
 /** Cumulative bucket counts of the gateway's fan-out histogram, by subgraph: `le` (seconds) → count. */
 type FanOutBuckets = Map<string, Map<number, number>>;
 
-async function scrapeFanOut(port: number): Promise<FanOutBuckets> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+function fanOutOf(text: string): FanOutBuckets {
   const bySubgraph: FanOutBuckets = new Map();
   for (const [, labels, count] of text.matchAll(
     /^gateway_subscription_fanout_seconds_bucket\{([^}]*)\}\s+(\S+)$/gm,
@@ -564,7 +569,7 @@ async function measureRow(
     };
     const peak = samplePeakRss(serving);
     const base = (await metricsNow()).confirmedOrders;
-    const fanOutBefore = path === 'gateway' ? await scrapeFanOut(settings.port) : undefined;
+    const fanOutBefore = path === 'gateway' ? fanOutOf(await gatewayMetricsText(settings.port)) : undefined;
     const flowStart = now();
     const flowFrom = phase();
 
@@ -605,11 +610,11 @@ async function measureRow(
     row.servingRssPeak = await peak();
     row.rssPerThousand = ((row.servingRssConnected - row.servingRssIdle) * 1_000) / clients;
     if (path === 'gateway') {
-      upstreamSamples.push(
-        (await scrapeGatewayMetrics(settings.port))['gateway_upstream_subscriptions'] ?? NaN,
-      );
+      // One scrape for both: the upstream count and the fan-out histogram at the flow's end.
+      const metricsText = await gatewayMetricsText(settings.port);
+      upstreamSamples.push(gaugesOf(metricsText)['gateway_upstream_subscriptions'] ?? NaN);
       row.upstream = `${Math.max(...upstreamSamples)}`;
-      row.fanOut = fanOutBetween(fanOutBefore!, await scrapeFanOut(settings.port));
+      row.fanOut = fanOutBetween(fanOutBefore!, fanOutOf(metricsText));
     } else {
       row.upstream = `${2 * clients} (one per client subscription)`;
     }
