@@ -1,9 +1,9 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './support/eventually.ts';
 import { signUp } from './support/fixtures.ts';
 import { startObservedGateway, type ObservedGateway } from './support/startObservedGateway.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { collectLogLines } from './support/collectLogLines.ts';
 
 type LogLine = Record<string, unknown> & { msg?: string; request_id?: string };
 
@@ -20,13 +20,7 @@ async function observedGateway(overrides: Parameters<typeof startObservedGateway
     system,
     { LOG_LEVEL: 'info', ...overrides },
     {
-      logDestination: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          for (const line of chunk.toString().split('\n').filter(Boolean))
-            logs.push(JSON.parse(line) as LogLine);
-          done();
-        },
-      }),
+      logDestination: collectLogLines(logs),
     },
   );
   return { observed, logs };

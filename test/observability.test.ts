@@ -1,10 +1,10 @@
 import { createServer } from 'node:http';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen } from '../lib/http/listen.ts';
 import { ADMIN, createProduct, logIn, signUp } from './support/fixtures.ts';
 import { eventually } from './support/eventually.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { collectLogLines } from './support/collectLogLines.ts';
 
 type LogLine = Record<string, unknown> & { service?: string; msg?: string; trace_id?: string };
 
@@ -47,13 +47,7 @@ describe('metrics, logs and traces', () => {
     system = await startTestSystem(
       { LOG_LEVEL: 'debug', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` },
       {
-        logDestination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            for (const line of chunk.toString().split('\n').filter(Boolean))
-              logs.push(JSON.parse(line) as LogLine);
-            done();
-          },
-        }),
+        logDestination: collectLogLines(logs),
       },
     );
   });

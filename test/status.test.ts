@@ -1,7 +1,7 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUBGRAPH_NAMES } from '../lib/config.ts';
 import { startTestSystem, type TestSystem } from './support/startTestSystem.ts';
+import { collectLogLines } from './support/collectLogLines.ts';
 
 let system: TestSystem;
 const logs: { msg?: string; stopped?: string }[] = [];
@@ -9,14 +9,7 @@ beforeAll(async () => {
   system = await startTestSystem(
     { LOG_LEVEL: 'info' },
     {
-      logDestination: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          for (const line of chunk.toString().split('\n').filter(Boolean)) {
-            logs.push(JSON.parse(line) as (typeof logs)[number]);
-          }
-          done();
-        },
-      }),
+      logDestination: collectLogLines(logs),
     },
   );
 });

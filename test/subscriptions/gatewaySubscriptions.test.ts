@@ -1,5 +1,4 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { Writable } from 'node:stream';
 import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
@@ -9,6 +8,7 @@ import {
   startSubscriptionTestbed,
   type SubscriptionTestbed,
 } from '../support/startSubscriptionTestbed.ts';
+import { collectLogLines } from '../support/collectLogLines.ts';
 
 const ADMIN = { id: 'u-admin', role: 'ADMIN' } as const;
 const ALICE = { id: 'u-alice', role: 'CUSTOMER' } as const;
@@ -785,13 +785,7 @@ describe('request ids, spans and log lines of subscriptions', () => {
     own = await startSubscriptionTestbed(
       { LOG_LEVEL: 'info' },
       {
-        logDestination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            for (const line of chunk.toString().split('\n').filter(Boolean))
-              logs.push(JSON.parse(line) as LogLine);
-            done();
-          },
-        }),
+        logDestination: collectLogLines(logs),
       },
     );
   });
